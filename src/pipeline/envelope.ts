@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto';
+
+/** Which log of which provider an event came from, e.g. `{kind: 'project', id: '2f3c…'}`. */
+export interface ScopeRef {
+  readonly kind: string;
+  readonly id: string;
+}
+
+export interface Actor {
+  readonly id?: string;
+  readonly email?: string;
+  readonly type?: string;
+}
+
+export interface Resource {
+  readonly id?: string;
+  readonly name?: string;
+  readonly type?: string;
+}
+
+/**
+ * The common envelope every source produces and every sink receives. The normalized fields make
+ * cross-provider queries possible; `raw` is the provider's JSON text for this event, byte for byte,
+ * because an audit trail that was re-encoded on the way is no longer the provider's record.
+ */
+export interface AuditEvent {
+  /** The provider's event id, or a content hash where the provider gives none. The dedupe key. */
+  readonly id: string;
+  /** Provider type, e.g. `stackit`. */
+  readonly provider: string;
+  readonly scope: ScopeRef;
+  /** Event time as RFC 3339 UTC, keeping the provider's sub-millisecond digits. */
+  readonly time: string;
+  /** Event time in epoch milliseconds (for windows, partitions and the seen-set). */
+  readonly timeMs: number;
+  /** When the provider's log received the event, where it says. */
+  readonly receivedAt?: string;
+  readonly action?: string;
+  readonly actor?: Actor;
+  readonly sourceIp?: string;
+  readonly resource?: Resource;
+  /** What was wrong with this event as the provider sent it, and what was derived instead. */
+  readonly anomalies?: readonly string[];
+  /** The provider's JSON for this event, verbatim. */
+  readonly raw: string;
+}
+
+/** An envelope as it travels through an outbox stream to one sink. */
+export interface OutboxEvent {
+  /** Redis stream entry id; the handle a delivery worker acknowledges. */
+  readonly entryId: string;
+  readonly id: string;
+  readonly scopeKey: string;
+  readonly timeMs: number;
+  /** When the shipper first committed the event (freshness and late-arrival metrics). */
+  readonly seenAtMs: number;
+  /** The serialized envelope: one line of JSON, no trailing newline. */
+  readonly line: string;
+}
+
+/**
+ * One line of JSON: the envelope's fields, `seenAt`, a SHA-256 of the raw bytes (so anyone can check
+ * later that `raw` is what the provider sent), then `raw` spliced in verbatim rather than re-encoded.
+ */
+export function serializeEnvelope(event: AuditEvent, seenAtMs: number): string {
+  const meta = {
+    id: event.id,
+    provider: event.provider,
+    scope: { kind: event.scope.kind, id: event.scope.id },
+    time: event.time,
+    receivedAt: event.receivedAt,
+    seenAt: new Date(seenAtMs).toISOString(),
+    action: event.action,
+    actor: event.actor,
+    sourceIp: event.sourceIp,
+    resource: event.resource,
+    anomalies: event.anomalies && event.anomalies.length > 0 ? event.anomalies : undefined,
+    rawSha256: sha256Hex(event.raw),
+  };
+  return `${JSON.stringify(meta).slice(0, -1)},"raw":${singleLine(event.raw)}}`;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/**
+ * JSON text can only hold a line break as whitespace between tokens (inside strings it must be escaped),
+ * so replacing such breaks by spaces keeps the value identical and the output one line. Compact provider
+ * responses, the norm, pass through untouched.
+ */
+function singleLine(raw: string): string {
+  return /[\r\n]/.test(raw) ? raw.replace(/\r\n|[\r\n]/g, ' ') : raw;
+}
