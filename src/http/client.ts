@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { Agent, errors, request } from 'undici';
+import { OriginRefusedError, safeUrl, TransportError, type TransportFailure } from './errors.ts';
+
+export interface TlsOptions {
+  /** Extra PEM CA bundle to trust. */
+  readonly caFile?: string | undefined;
+  /** Off by default; when on, certificates are not verified (the caller logs it loudly). */
+  readonly insecureSkipVerify?: boolean | undefined;
+}
+
+export interface HttpClientOptions {
+  /** Names the API in errors, e.g. `stackit audit log`. */
+  readonly name: string;
+  /** The only origin this client will talk to (credentials are attached to its requests). */
+  readonly origin: string;
+  /** Deadline for one request: connect, headers and the whole body. */
+  readonly timeoutMs: number;
+  /** Responses larger than this are refused, so one huge page cannot exhaust memory. */
+  readonly maxBodyBytes?: number;
+  readonly userAgent: string;
+  readonly tls?: TlsOptions;
+}
+
+export interface HttpRequest {
+  readonly method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly url: string | URL;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string | Buffer;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  /** Lower-case header names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+  readonly url: string;
+}
+
+const DEFAULT_MAX_BODY = 32 * 1024 * 1024;
+
+/**
+ * The one HTTP client providers use (undici underneath): a per-request deadline, bounded response
+ * size, TLS verification on unless explicitly turned off, and an origin guard so a credential only ever
+ * travels to the host it was configured for. It does not retry: callers know which statuses mean what.
+ */
+export class HttpClient {
+  readonly origin: string;
+  readonly #options: HttpClientOptions;
+  readonly #agent: Agent;
+
+  constructor(options: HttpClientOptions) {
+    this.#options = options;
+    this.origin = new URL(options.origin).origin;
+    const ca = options.tls?.caFile ? readFileSync(options.tls.caFile, 'utf8') : undefined;
+    this.#agent = new Agent({
+      connect: {
+        rejectUnauthorized: options.tls?.insecureSkipVerify !== true,
+        ...(ca ? { ca } : {}),
+        timeout: options.timeoutMs,
+      },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** Throws OriginRefusedError unless `url` is on the configured origin. */
+  assertOrigin(url: string | URL, what: string): URL {
+    const parsed = new URL(url);
+    if (parsed.origin !== this.origin) throw new OriginRefusedError(parsed.href, this.origin, what);
+    return parsed;
+  }
+
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const url = this.assertOrigin(req.url, this.#options.name);
+    const deadline = AbortSignal.timeout(this.#options.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    const where = `${this.#options.name} ${req.method ?? 'GET'} ${safeUrl(url)}`;
+    try {
+      const response = await request(url, {
+        dispatcher: this.#agent,
+        method: req.method ?? 'GET',
+        headers: { 'user-agent': this.#options.userAgent, ...req.headers },
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        // undici's request() never follows redirects, which is what we want: a 3xx to another host
+        // must not carry our token. A 3xx reaches the caller as an unexpected status.
+        signal,
+      });
+      const body = await readBounded(response.body, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY, where);
+      return { status: response.statusCode, headers: flattenHeaders(response.headers), body, url: url.href };
+    } catch (error) {
+      if (error instanceof TransportError) throw error;
+      if (req.signal?.aborted) throw new TransportError('aborted', `${where}: aborted`, { cause: error });
+      if (deadline.aborted) {
+        throw new TransportError('timeout', `${where}: no complete response within ${this.#options.timeoutMs} ms`, {
+          cause: error,
+        });
+      }
+      const failure = classify(error);
+      throw new TransportError(failure, `${where}: ${failure} (${describe(error)})`, { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
+
+async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number, where: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      throw new TransportError('too_large', `${where}: response larger than ${maxBytes} bytes, refused`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
+
+function classify(error: unknown): TransportFailure {
+  if (
+    error instanceof errors.HeadersTimeoutError ||
+    error instanceof errors.BodyTimeoutError ||
+    error instanceof errors.ConnectTimeoutError
+  ) {
+    return 'timeout';
+  }
+  return 'network';
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${typeof code === 'string' ? `${code} ` : ''}${error.message}${cause}`;
+  }
+  return String(error);
+}
