@@ -1,0 +1,5 @@
+import type { AnySourceModule } from './source.ts';
+import { stackit } from './stackit/index.ts';
+
+/** Every provider the shipper knows. Adding one is a folder under src/sources and a line here. */
+export const sourceModules: ReadonlyMap<string, AnySourceModule> = new Map([stackit].map((m) => [m.type, m]));
