@@ -1,0 +1,139 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const PREFIX = 'auditlog_';
+
+/** Buckets in seconds from 1 s to ~1 day: late arrivals and freshness span that whole range. */
+const DELAY_BUCKETS = [1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400];
+
+/**
+ * Every metric the shipper exports, on one registry per process (tests make their own). Label sets are
+ * small and bounded: provider, scope kind, sink, reason; the per-scope lag gauge can be turned off for
+ * very large fleets.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly providerRequests = new Counter({
+    name: `${PREFIX}provider_requests_total`,
+    help: 'Provider API requests by HTTP status (0: no response: timeout or network error).',
+    labelNames: ['provider', 'api', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly providerRequestSeconds = new Histogram({
+    name: `${PREFIX}provider_request_duration_seconds`,
+    help: 'Provider API request latency.',
+    labelNames: ['provider', 'api'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly eventsFetched = new Counter({
+    name: `${PREFIX}events_fetched_total`,
+    help: 'Events read from providers, including re-reads of the overlap window.',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventsCommitted = new Counter({
+    name: `${PREFIX}events_committed_total`,
+    help: 'New events committed to the outboxes (each counted once, whatever the number of sinks).',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly eventsDeduplicated = new Counter({
+    name: `${PREFIX}events_deduplicated_total`,
+    help: 'Events read again (overlap window, retried pages) and recognised as already committed.',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly lateArrivalSeconds = new Histogram({
+    name: `${PREFIX}late_arrival_seconds`,
+    help: 'First seen minus event time of newly committed events: size the overlap window from its high quantiles.',
+    labelNames: ['provider'] as const,
+    buckets: DELAY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly polls = new Counter({
+    name: `${PREFIX}polls_total`,
+    help: 'Polls by outcome: completed, paused (an outbox is full), interrupted (shutdown, lease lost), failed, skipped (another poll holds the scope).',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pollErrors = new Counter({
+    name: `${PREFIX}poll_errors_total`,
+    help: 'Failed polls by reason (rate_limited, server_error, invalid_json, unauthorized, ...).',
+    labelNames: ['provider', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pollSeconds = new Histogram({
+    name: `${PREFIX}poll_duration_seconds`,
+    help: 'Duration of one poll of one scope.',
+    labelNames: ['provider'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly leaseConflicts = new Counter({
+    name: `${PREFIX}lease_conflicts_total`,
+    help: 'Poll jobs skipped because another poll of the same scope held its lease.',
+    registers: [this.registry],
+  });
+
+  readonly checkpointLagSeconds = new Gauge({
+    name: `${PREFIX}checkpoint_lag_seconds`,
+    help: 'Now minus the scope high-water mark after its last commit.',
+    labelNames: ['provider', 'scope'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sinkEvents = new Counter({
+    name: `${PREFIX}sink_events_total`,
+    help: 'Events handled by sinks by result: delivered, duplicate (the sink already had it), retried, dead_lettered.',
+    labelNames: ['sink', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sinkSendSeconds = new Histogram({
+    name: `${PREFIX}sink_send_duration_seconds`,
+    help: 'Duration of one batch send to a sink.',
+    labelNames: ['sink'] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly sinkFailures = new Counter({
+    name: `${PREFIX}sink_failures_total`,
+    help: 'Batch sends that failed as a whole (network errors, 5xx) and are retried.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly freshnessSeconds = new Histogram({
+    name: `${PREFIX}freshness_seconds`,
+    help: 'Event time to delivery at the sink.',
+    labelNames: ['sink'] as const,
+    buckets: DELAY_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly outboxFullPauses = new Counter({
+    name: `${PREFIX}outbox_full_pauses_total`,
+    help: 'Polls that stopped early because an outbox they feed reached its cap (backpressure).',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  /** Per-scope label on the lag gauge; off for fleets with tens of thousands of scopes. */
+  readonly perScope: boolean;
+
+  constructor(options: { perScope?: boolean; processMetrics?: boolean } = {}) {
+    this.perScope = options.perScope ?? true;
+    if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+}

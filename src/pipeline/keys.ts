@@ -1,0 +1,59 @@
+/**
+ * Every Redis key the shipper owns, in one place. All share one prefix that carries a hash tag (e.g.
+ * `{auditlog}`), so the keys one Lua script touches live in one Redis Cluster slot.
+ */
+export class RedisKeys {
+  readonly prefix: string;
+
+  constructor(prefix: string) {
+    this.prefix = prefix;
+  }
+
+  /** Hash: the scope's checkpoint, fenced by the lease token that wrote it. */
+  checkpoint(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:checkpoint`;
+  }
+
+  /** Sorted set: event ids already committed, scored by event time, trimmed by time. */
+  seen(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:seen`;
+  }
+
+  /** String: the fencing token of the poll that holds the scope. */
+  lease(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:lease`;
+  }
+
+  /** Hash: last poll outcome, for `state show` and operators; informational, not fenced. */
+  status(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:status`;
+  }
+
+  /** Counter that hands out fencing tokens; strictly increasing across all scopes and replicas. */
+  fence(): string {
+    return `${this.prefix}:fence`;
+  }
+
+  /** Stream: events committed for a sink and not yet acknowledged by it. */
+  outbox(sink: string): string {
+    return `${this.prefix}:outbox:${sink}`;
+  }
+
+  /** Stream: events a sink rejected for good, with the reason. */
+  deadLetter(sink: string): string {
+    return `${this.prefix}:dlq:${sink}`;
+  }
+
+  /** String with a TTL: a delivery consumer is alive while this exists. */
+  consumerHeartbeat(sink: string, consumer: string): string {
+    return `${this.prefix}:consumer:${sink}:${consumer}`;
+  }
+
+  /** String: which process reconciles the job schedulers. */
+  leader(): string {
+    return `${this.prefix}:leader`;
+  }
+}
+
+/** The consumer group every delivery worker of a sink joins. */
+export const DELIVERY_GROUP = 'delivery';

@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import type { ScopeSpec } from '../config/types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { ProviderError } from '../sources/errors.ts';
+import type { Source } from '../sources/source.ts';
+import { TransportError } from '../http/errors.ts';
+import { type Committer, LeaseLostError } from './commit.ts';
+import type { LeaseManager } from './lease.ts';
+import type { OutboxMonitor } from './outbox.ts';
+import type { PollOutcomeKind, ScopeStateStore } from './scope-state.ts';
+
+export interface PollerDeps {
+  readonly sources: ReadonlyMap<string, Source>;
+  readonly leases: LeaseManager;
+  readonly committer: Committer;
+  readonly outbox: OutboxMonitor;
+  readonly state: ScopeStateStore;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly leaseTtlMs: number;
+  readonly outboxMaxLength: number;
+  readonly now?: () => number;
+}
+
+export type PollResult =
+  | { readonly outcome: 'skipped' }
+  | {
+      readonly outcome: PollOutcomeKind;
+      readonly pages: number;
+      readonly added: number;
+      readonly duplicates: number;
+      readonly error?: Error;
+    };
+
+/**
+ * One poll of one scope: take the lease, read pages from the source from the stored checkpoint, commit
+ * each page atomically, stop early when an outbox is full, shutdown begins or the lease is lost. Never
+ * throws for provider trouble: the outcome says what happened and the next poll resumes from the last
+ * commit, so nothing is skipped.
+ */
+export class Poller {
+  readonly #deps: PollerDeps;
+  readonly #now: () => number;
+
+  constructor(deps: PollerDeps) {
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  async poll(scope: ScopeSpec, shutdown: AbortSignal): Promise<PollResult> {
+    const { leases, metrics } = this.#deps;
+    const log = this.#deps.log.child({ scope: scope.key });
+    const lease = await leases.acquire(scope.key, this.#deps.leaseTtlMs);
+    if (!lease) {
+      metrics.leaseConflicts.inc();
+      metrics.polls.inc({ provider: scope.providerType, outcome: 'skipped' });
+      log.debug('another poll holds this scope; skipped');
+      return { outcome: 'skipped' };
+    }
+
+    const abort = new AbortController();
+    const onShutdown = (): void => abort.abort(new Error('shutdown'));
+    shutdown.addEventListener('abort', onShutdown, { once: true });
+    let leaseLost: string | undefined;
+    const stopKeepAlive = lease.keepAlive((why) => {
+      leaseLost = why;
+      abort.abort(new LeaseLostError(scope.key));
+    });
+
+    const startedAtMs = this.#now();
+    const timer = metrics.pollSeconds.startTimer({ provider: scope.providerType });
+    const progress = { pages: 0, added: 0, duplicates: 0 };
+    let outcome: PollOutcomeKind = 'completed';
+    let failure: Error | undefined;
+    try {
+      const full = await this.#deps.outbox.fullestOver(scope.sinks, this.#deps.outboxMaxLength);
+      if (full) {
+        outcome = 'paused';
+        this.#paused(full, scope, log);
+      } else {
+        outcome = await this.#pull(scope, lease, abort.signal, progress, log);
+      }
+    } catch (error) {
+      if (shutdown.aborted || leaseLost !== undefined || error instanceof LeaseLostError) {
+        outcome = 'interrupted';
+        if (leaseLost !== undefined || error instanceof LeaseLostError) {
+          log.warn(`poll stopped: ${leaseLost ?? (error as Error).message}`);
+        }
+      } else {
+        outcome = 'failed';
+        failure = error instanceof Error ? error : new Error(String(error));
+        this.#failed(failure, scope, log);
+      }
+    } finally {
+      stopKeepAlive();
+      shutdown.removeEventListener('abort', onShutdown);
+      timer();
+      await lease.release().catch(() => undefined);
+    }
+
+    metrics.polls.inc({ provider: scope.providerType, outcome });
+    await this.#deps.state
+      .recordPoll(scope.key, {
+        outcome,
+        startedAtMs,
+        endedAtMs: this.#now(),
+        added: progress.added,
+        error: failure ? { reason: reasonOf(failure), message: failure.message } : undefined,
+      })
+      .catch((error: unknown) => log.warn({ err: error }, 'could not record the poll outcome'));
+    return { outcome, ...progress, ...(failure ? { error: failure } : {}) };
+  }
+
+  async #pull(
+    scope: ScopeSpec,
+    lease: Parameters<Committer['commit']>[0],
+    signal: AbortSignal,
+    progress: { pages: number; added: number; duplicates: number },
+    log: Logger,
+  ): Promise<PollOutcomeKind> {
+    const { metrics } = this.#deps;
+    const source = this.#deps.sources.get(scope.provider);
+    if (!source) throw new Error(`no source for provider "${scope.provider}"`);
+    const stored = await this.#deps.state.checkpoint(scope.key);
+    const labels = { provider: scope.providerType, scope_kind: scope.ref.kind };
+    const pollScope = { key: scope.key, provider: scope.provider, ref: scope.ref, settings: scope.settings };
+
+    for await (const page of source.pull(pollScope, stored?.checkpoint, { signal, log, now: this.#now })) {
+      const seenAtMs = this.#now();
+      const result = await this.#deps.committer.commit(lease, scope.key, scope.sinks, page, seenAtMs);
+      progress.pages++;
+      progress.added += result.added.length;
+      progress.duplicates += result.duplicates;
+      metrics.eventsFetched.inc(labels, page.events.length);
+      if (result.added.length > 0) metrics.eventsCommitted.inc(labels, result.added.length);
+      if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
+      for (const event of result.added) {
+        metrics.lateArrivalSeconds.observe(
+          { provider: scope.providerType },
+          Math.max(0, (seenAtMs - event.timeMs) / 1000),
+        );
+      }
+      if (page.checkpoint.watermarkMs !== undefined) {
+        metrics.checkpointLagSeconds.set(
+          { provider: scope.providerType, scope: metrics.perScope ? scope.key : '' },
+          Math.max(0, (seenAtMs - page.checkpoint.watermarkMs) / 1000),
+        );
+      }
+      if (result.longestOutbox >= this.#deps.outboxMaxLength) {
+        const full = await this.#deps.outbox.fullestOver(scope.sinks, this.#deps.outboxMaxLength);
+        if (full) {
+          this.#paused(full, scope, log);
+          return 'paused';
+        }
+      }
+      signal.throwIfAborted();
+    }
+    return 'completed';
+  }
+
+  #paused(full: { sink: string; length: number }, scope: ScopeSpec, log: Logger): void {
+    this.#deps.metrics.outboxFullPauses.inc({ sink: full.sink });
+    log.warn(
+      { sink: full.sink, outboxLength: full.length, cap: this.#deps.outboxMaxLength },
+      `outbox of sink "${full.sink}" is full (${full.length} of ${this.#deps.outboxMaxLength}); polling of ${scope.key} pauses until it drains`,
+    );
+  }
+
+  #failed(error: Error, scope: ScopeSpec, log: Logger): void {
+    const reason = reasonOf(error);
+    this.#deps.metrics.pollErrors.inc({ provider: scope.providerType, reason });
+    log.error(
+      { reason, status: error instanceof ProviderError ? error.status : undefined },
+      `poll failed: ${error.message}`,
+    );
+  }
+}
+
+function reasonOf(error: Error): string {
+  if (error instanceof ProviderError) return error.reason;
+  if (error instanceof TransportError) return error.failure;
+  return 'internal';
+}

@@ -1,0 +1,113 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { ScopeSpec } from '../config/types.ts';
+import type { LeaderLock } from './leader.ts';
+import { type PollJobData, scheduleOffsetMs, schedulerId } from './poll-queue.ts';
+
+export interface ReconcileResult {
+  readonly added: number;
+  readonly updated: number;
+  readonly removed: number;
+}
+
+/**
+ * Keeps BullMQ's job schedulers equal to the configured scopes: one scheduler per scope with its
+ * interval and a stable per-scope phase; schedulers of scopes no longer configured are removed, so those
+ * scopes stop being polled. Only the leader reconciles; it re-checks periodically, which also repairs
+ * schedulers lost to a Redis restart without AOF.
+ */
+export class ScheduleReconciler {
+  readonly #queue: Queue<PollJobData>;
+  readonly #leader: LeaderLock;
+  readonly #log: Logger;
+  readonly #checkEveryMs: number;
+  #scopes: readonly ScopeSpec[] = [];
+  #leading = false;
+  #dirty = true;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #lastFullCheckMs = 0;
+
+  constructor(queue: Queue<PollJobData>, leader: LeaderLock, log: Logger, checkEveryMs: number) {
+    this.#queue = queue;
+    this.#leader = leader;
+    this.#log = log;
+    this.#checkEveryMs = checkEveryMs;
+  }
+
+  /** Sets the scopes to schedule and reconciles soon (at once if this process leads). */
+  setScopes(scopes: readonly ScopeSpec[]): void {
+    this.#scopes = scopes;
+    this.#dirty = true;
+    void this.tick();
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.tick(), Math.max(500, Math.floor(this.#checkEveryMs / 3)));
+    this.#timer.unref();
+    void this.tick();
+  }
+
+  /** One round: renew or take leadership, then reconcile if the scopes changed or a check is due. */
+  async tick(): Promise<void> {
+    if (this.#running) return this.#running;
+    this.#running = (async () => {
+      try {
+        const leading = await this.#leader.tryLead();
+        if (leading && !this.#leading) this.#log.info('leading: this process reconciles the poll schedules');
+        this.#leading = leading;
+        const due = Date.now() - this.#lastFullCheckMs >= this.#checkEveryMs;
+        if (leading && (this.#dirty || due)) {
+          this.#dirty = false;
+          this.#lastFullCheckMs = Date.now();
+          const result = await this.reconcile(this.#scopes);
+          if (result.added + result.updated + result.removed > 0) {
+            this.#log.info(result, `poll schedules reconciled with ${this.#scopes.length} scopes`);
+          }
+        }
+      } catch (error) {
+        this.#dirty = true;
+        this.#log.error({ err: error }, 'could not reconcile poll schedules; retrying');
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#running;
+  }
+
+  async reconcile(scopes: readonly ScopeSpec[]): Promise<ReconcileResult> {
+    const existing = new Map((await this.#queue.getJobSchedulers(0, -1)).map((s) => [s.key, s]));
+    const wanted = new Set<string>();
+    let added = 0;
+    let updated = 0;
+    for (const scope of scopes) {
+      const id = schedulerId(scope.key);
+      wanted.add(id);
+      const every = scope.intervalMs;
+      const offset = scheduleOffsetMs(scope.key, every);
+      const current = existing.get(id);
+      if (current && current.every === every && (current.offset ?? 0) === offset) continue;
+      await this.#queue.upsertJobScheduler(
+        id,
+        { every, offset },
+        { name: 'poll', data: { scope: scope.key }, opts: { removeOnComplete: true, removeOnFail: 1000 } },
+      );
+      if (current) updated++;
+      else added++;
+    }
+    let removed = 0;
+    for (const id of existing.keys()) {
+      if (!wanted.has(id)) {
+        await this.#queue.removeJobScheduler(id);
+        removed++;
+      }
+    }
+    return { added, updated, removed };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#running;
+    if (this.#leading) await this.#leader.resign().catch(() => undefined);
+  }
+}

@@ -1,0 +1,122 @@
+import type { Redis } from 'ioredis';
+import type { Checkpoint } from '../sources/source.ts';
+import type { RedisKeys } from './keys.ts';
+
+export interface StoredCheckpoint {
+  readonly checkpoint: Checkpoint;
+  /** Fencing token of the poll that wrote it. */
+  readonly token: string;
+  readonly updatedAtMs: number;
+  /** Events committed for this scope since its state was created. */
+  readonly committed: number;
+}
+
+export type PollOutcomeKind = 'completed' | 'paused' | 'interrupted' | 'failed';
+
+export interface PollRecord {
+  readonly outcome: PollOutcomeKind;
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
+  readonly added: number;
+  readonly error?: { readonly reason: string; readonly message: string } | undefined;
+}
+
+export interface ScopeStatus {
+  readonly lastPoll?: PollRecord;
+  readonly lastSuccessAtMs?: number;
+  readonly consecutiveFailures: number;
+  readonly leaseHeld: boolean;
+  readonly seenIds: number;
+}
+
+/** Reads and resets what Redis holds about a scope: its checkpoint and the record of its polls. */
+export class ScopeStateStore {
+  readonly #redis: Redis;
+  readonly #keys: RedisKeys;
+
+  constructor(redis: Redis, keys: RedisKeys) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  async checkpoint(scopeKey: string): Promise<StoredCheckpoint | undefined> {
+    const fields = await this.#redis.hgetall(this.#keys.checkpoint(scopeKey));
+    if (fields.state === undefined) return undefined;
+    let state: unknown;
+    try {
+      state = JSON.parse(fields.state);
+    } catch {
+      throw new Error(`checkpoint of ${scopeKey} in Redis is not JSON; reset it with "auditlog-shipper state reset"`);
+    }
+    const watermark = fields.watermark === undefined ? undefined : Number(fields.watermark);
+    return {
+      checkpoint: { state, ...(watermark !== undefined && Number.isFinite(watermark) ? { watermarkMs: watermark } : {}) },
+      token: fields.token ?? '',
+      updatedAtMs: Number(fields.updatedAt ?? 0),
+      committed: Number(fields.committed ?? 0),
+    };
+  }
+
+  async recordPoll(scopeKey: string, record: PollRecord): Promise<void> {
+    const key = this.#keys.status(scopeKey);
+    const fields: Record<string, string | number> = {
+      outcome: record.outcome,
+      startedAt: record.startedAtMs,
+      endedAt: record.endedAtMs,
+      added: record.added,
+      errorReason: record.error?.reason ?? '',
+      errorMessage: record.error?.message ?? '',
+    };
+    const multi = this.#redis.multi().hset(key, fields);
+    if (record.outcome === 'failed') multi.hincrby(key, 'consecutiveFailures', 1);
+    else if (record.outcome === 'completed') multi.hset(key, 'consecutiveFailures', 0, 'lastSuccessAt', record.endedAtMs);
+    await multi.exec();
+  }
+
+  async status(scopeKey: string): Promise<ScopeStatus> {
+    const [fields, lease, seen] = await Promise.all([
+      this.#redis.hgetall(this.#keys.status(scopeKey)),
+      this.#redis.exists(this.#keys.lease(scopeKey)),
+      this.#redis.zcard(this.#keys.seen(scopeKey)),
+    ]);
+    const lastPoll: PollRecord | undefined =
+      fields.outcome === undefined
+        ? undefined
+        : {
+            outcome: fields.outcome as PollOutcomeKind,
+            startedAtMs: Number(fields.startedAt),
+            endedAtMs: Number(fields.endedAt),
+            added: Number(fields.added ?? 0),
+            error: fields.errorReason ? { reason: fields.errorReason, message: fields.errorMessage ?? '' } : undefined,
+          };
+    return {
+      ...(lastPoll ? { lastPoll } : {}),
+      ...(fields.lastSuccessAt ? { lastSuccessAtMs: Number(fields.lastSuccessAt) } : {}),
+      consecutiveFailures: Number(fields.consecutiveFailures ?? 0),
+      leaseHeld: lease === 1,
+      seenIds: seen,
+    };
+  }
+
+  /**
+   * Forgets where the scope was read up to, so its next poll starts from the lookback again. The
+   * seen-set stays: events still in it are not shipped a second time.
+   */
+  async reset(scopeKey: string): Promise<boolean> {
+    const removed = await this.#redis.del(this.#keys.checkpoint(scopeKey), this.#keys.status(scopeKey));
+    return removed > 0;
+  }
+
+  /** Scope keys that have state in Redis (also scopes no longer in the config). */
+  async knownScopes(): Promise<string[]> {
+    const pattern = `${this.#keys.checkpoint('*')}`;
+    const found = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) found.add(key.slice(`${this.#keys.prefix}:scope:`.length, -':checkpoint'.length));
+    } while (cursor !== '0');
+    return [...found].sort();
+  }
+}
