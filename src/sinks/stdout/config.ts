@@ -1,0 +1,5 @@
+import { z } from 'zod';
+
+export const stdoutSinkSchema = z.strictObject({});
+
+export type StdoutSinkSettings = z.output<typeof stdoutSinkSchema>;
