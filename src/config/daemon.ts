@@ -272,9 +272,9 @@ export const daemonSchema = {
     leaseTtl: {
       doc: "A poll's lease on its scope, renewed at a third of it while the poll runs; a crashed poller's scope is free again after this.",
       format: f('duration'),
-      default: 60 * S,
+      default: 30 * S,
       env: 'POLL_LEASE_TTL',
-      min: 5 * S,
+      min: S,
       max: H,
     },
     interval: {

@@ -62,7 +62,10 @@ export function text() {
 export function name() {
   return z
     .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, "_" or "-", starting with a letter or digit');
+    .regex(
+      /^[a-z0-9][a-z0-9_-]{0,62}$/,
+      'must be 1-63 characters of a-z, 0-9, "_" or "-", starting with a letter or digit',
+    );
 }
 
 /** An absolute http(s) URL; `${VAR}` references are resolved first. */
@@ -118,7 +121,8 @@ export function secretRef() {
     if (!match) {
       ctx.issues.push({
         code: 'custom',
-        message: 'must be an environment reference such as ${MY_TOKEN} (inline secrets are refused), or use the *File form',
+        message:
+          'must be an environment reference such as ${MY_TOKEN} (inline secrets are refused), or use the *File form',
         input: '[redacted]',
       });
       return z.NEVER;
@@ -173,12 +177,22 @@ export function pickSecret(
   const inline = value[key];
   const fromFile = value[`${key}File`];
   if (inline !== undefined && fromFile !== undefined) {
-    ctx.issues.push({ code: 'custom', message: `set either ${key} or ${key}File, not both`, input: '[redacted]', path: [key] });
+    ctx.issues.push({
+      code: 'custom',
+      message: `set either ${key} or ${key}File, not both`,
+      input: '[redacted]',
+      path: [key],
+    });
     return undefined;
   }
   const secret = (inline ?? fromFile) as Secret | undefined;
   if (secret === undefined && required) {
-    ctx.issues.push({ code: 'custom', message: `${key} or ${key}File is required`, input: undefined, path: [] });
+    ctx.issues.push({
+      code: 'custom',
+      message: `${key} or ${key}File is required`,
+      input: undefined,
+      path: [],
+    });
   }
   return secret;
 }

@@ -65,7 +65,6 @@ export function buildJsonSchema(options: JsonSchemaOptions = {}): JsonSchema {
     $schema: JSON_SCHEMA_DIALECT,
     title: 'auditlog-shipper configuration',
     description:
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: the ${VAR} syntax of config files, not a template
       'Which cloud audit logs to poll (providers, scopes) and where to ship every event (sinks). Strings may reference the environment as ${VAR} or ${VAR:-default}; credentials must.',
     type: 'object',
     properties: {

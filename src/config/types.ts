@@ -17,7 +17,7 @@ export interface DaemonSettings {
     readonly prefix: string;
   };
   readonly log: { readonly level: LogLevel };
-  readonly metrics: { readonly host: string; /** 0 turns the HTTP server off. */ readonly port: number };
+  readonly metrics: { readonly host: string /** 0 turns the HTTP server off. */; readonly port: number };
   readonly poll: {
     /** Poll jobs one process runs at once. */
     readonly concurrency: number;

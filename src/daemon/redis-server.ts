@@ -174,7 +174,9 @@ export class RedisServerProcess {
     let lastError: unknown;
     while (Date.now() < deadline) {
       if (this.#child?.exitCode !== null && this.#child?.exitCode !== undefined) {
-        throw new Error(`redis-server exited at start (code ${this.#child.exitCode}); see ${join(this.dir, 'redis.log')}`);
+        throw new Error(
+          `redis-server exited at start (code ${this.#child.exitCode}); see ${join(this.dir, 'redis.log')}`,
+        );
       }
       const client = probe(this.url);
       try {

@@ -94,9 +94,13 @@ export class HttpClient {
       if (error instanceof TransportError) throw error;
       if (req.signal?.aborted) throw new TransportError('aborted', `${where}: aborted`, { cause: error });
       if (deadline.aborted) {
-        throw new TransportError('timeout', `${where}: no complete response within ${this.#options.timeoutMs} ms`, {
-          cause: error,
-        });
+        throw new TransportError(
+          'timeout',
+          `${where}: no complete response within ${this.#options.timeoutMs} ms`,
+          {
+            cause: error,
+          },
+        );
       }
       const failure = classify(error);
       throw new TransportError(failure, `${where}: ${failure} (${describe(error)})`, { cause: error });

@@ -9,7 +9,11 @@ export interface BackoffPolicy {
  * Exponential backoff with full jitter (a uniform draw in [0, min(max, initial·2^attempt)]): retries of
  * many scopes and replicas spread out instead of hitting a recovering API in lockstep.
  */
-export function backoffDelayMs(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+export function backoffDelayMs(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
   return Math.round(random() * ceiling);
 }
@@ -18,7 +22,11 @@ export function backoffDelayMs(attempt: number, policy: BackoffPolicy, random: (
  * Parses a Retry-After header (delta seconds or an HTTP-date) to a wait in ms, clamped to [0, maxMs].
  * A date in the past means "now", not a negative wait (peers hung forever on that: beats#40106).
  */
-export function parseRetryAfter(header: string | undefined, nowMs: number, maxMs: number): number | undefined {
+export function parseRetryAfter(
+  header: string | undefined,
+  nowMs: number,
+  maxMs: number,
+): number | undefined {
   if (header === undefined) return undefined;
   const value = header.trim();
   if (value === '') return undefined;

@@ -93,7 +93,10 @@ export class Committer {
     // Overlapping polls re-read mostly known events. Skipping those before serializing saves the work;
     // it is safe because an id in the seen-set stays there while it can still be returned, and the
     // script checks every remaining id again atomically.
-    const known = page.events.length > 0 ? await this.#redis.zmscore(keys[2] as string, ...page.events.map((e) => e.id)) : [];
+    const known =
+      page.events.length > 0
+        ? await this.#redis.zmscore(keys[2] as string, ...page.events.map((e) => e.id))
+        : [];
     const candidates = page.events.filter((_, i) => known[i] === null || known[i] === undefined);
     for (const event of candidates) args.push(event.id, event.timeMs, serializeEnvelope(event, seenAtMs));
     try {

@@ -73,9 +73,12 @@ export class DeliveryWorker {
 
   async start(): Promise<void> {
     await this.#beat();
-    this.#heartbeat = setInterval(() => {
-      this.#beat().catch((error: unknown) => this.#o.log.warn({ err: error }, 'delivery heartbeat failed'));
-    }, Math.max(100, Math.floor(this.#o.consumerTimeoutMs / 3)));
+    this.#heartbeat = setInterval(
+      () => {
+        this.#beat().catch((error: unknown) => this.#o.log.warn({ err: error }, 'delivery heartbeat failed'));
+      },
+      Math.max(100, Math.floor(this.#o.consumerTimeoutMs / 3)),
+    );
     this.#heartbeat.unref();
     this.#loop = this.#run();
   }
@@ -87,13 +90,15 @@ export class DeliveryWorker {
   async stop(deadlineMs: number): Promise<void> {
     this.#stop.abort(new Error('shutdown'));
     clearInterval(this.#heartbeat);
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), deadlineMs).unref());
+    const timeout = new Promise<'timeout'>((resolve) =>
+      setTimeout(() => resolve('timeout'), deadlineMs).unref(),
+    );
     const ended = await Promise.race([this.#loop?.then(() => 'done' as const), timeout]);
-    if (ended === 'timeout') this.#o.log.warn('delivery did not finish before the deadline; its batch stays pending');
+    if (ended === 'timeout')
+      this.#o.log.warn('delivery did not finish before the deadline; its batch stays pending');
+    // Queued behind a blocking read at most `blockMs`; then other replicas may reclaim at once.
+    await this.#o.redis.del(this.#heartbeatKey).catch(() => undefined);
     this.#o.redis.disconnect();
-    const cleanup = this.#o.redis.duplicate();
-    await cleanup.del(this.#heartbeatKey).catch(() => undefined);
-    cleanup.disconnect();
   }
 
   async #beat(): Promise<void> {
@@ -114,7 +119,10 @@ export class DeliveryWorker {
       } catch (error) {
         if (signal.aborted) break;
         const waitMs = backoffDelayMs(failures++, { initialMs: 500, maxMs: 30_000 });
-        this.#o.log.error({ err: error, waitMs }, `delivery to sink "${this.#o.sink.name}" interrupted; resuming`);
+        this.#o.log.error(
+          { err: error, waitMs },
+          `delivery to sink "${this.#o.sink.name}" interrupted; resuming`,
+        );
         await sleep(waitMs, signal).catch(() => undefined);
       }
     }
@@ -124,8 +132,28 @@ export class DeliveryWorker {
     const { redis, batchSize, blockMs } = this.#o;
     // The typed method, not redis.call: it returns the same shape under RESP2 and RESP3.
     const reply = block
-      ? await redis.xreadgroup('GROUP', DELIVERY_GROUP, this.consumer, 'COUNT', batchSize, 'BLOCK', blockMs ?? 1_000, 'STREAMS', this.#stream, from)
-      : await redis.xreadgroup('GROUP', DELIVERY_GROUP, this.consumer, 'COUNT', batchSize, 'STREAMS', this.#stream, from);
+      ? await redis.xreadgroup(
+          'GROUP',
+          DELIVERY_GROUP,
+          this.consumer,
+          'COUNT',
+          batchSize,
+          'BLOCK',
+          blockMs ?? 1_000,
+          'STREAMS',
+          this.#stream,
+          from,
+        )
+      : await redis.xreadgroup(
+          'GROUP',
+          DELIVERY_GROUP,
+          this.consumer,
+          'COUNT',
+          batchSize,
+          'STREAMS',
+          this.#stream,
+          from,
+        );
     return ((reply as Array<[string, RawEntry[]]> | null)?.[0]?.[1] ?? []) as RawEntry[];
   }
 
@@ -176,10 +204,18 @@ export class DeliveryWorker {
       count(metrics, sink.name, verdicts);
       if (retry.length === 0) return;
       pending = retry;
-      const reasons = new Set(verdicts.filter((v) => v.kind === 'retry').map((v) => (v as { reason: string }).reason));
+      const reasons = new Set(
+        verdicts.filter((v) => v.kind === 'retry').map((v) => (v as { reason: string }).reason),
+      );
       const waitMs = Math.max(retryAfterMs, backoffDelayMs(attempt, this.#o.retry));
       log.warn(
-        { sink: sink.name, events: retry.length, attempt: attempt + 1, waitMs, reasons: [...reasons].slice(0, 3) },
+        {
+          sink: sink.name,
+          events: retry.length,
+          attempt: attempt + 1,
+          waitMs,
+          reasons: [...reasons].slice(0, 3),
+        },
         `sink "${sink.name}": ${retry.length} events to retry in ${waitMs} ms (${[...reasons][0]})`,
       );
       await sleep(waitMs, signal);
@@ -193,7 +229,9 @@ export class DeliveryWorker {
     try {
       const verdicts = await sink.send(batch, signal);
       if (verdicts.length !== batch.length) {
-        throw new Error(`sink "${sink.name}" returned ${verdicts.length} verdicts for ${batch.length} events`);
+        throw new Error(
+          `sink "${sink.name}" returned ${verdicts.length} verdicts for ${batch.length} events`,
+        );
       }
       return verdicts;
     } catch (error) {
@@ -227,7 +265,9 @@ export class DeliveryWorker {
       if ((await redis.exists(keys.consumerHeartbeat(sink.name, name))) === 1) continue;
       const pending = Number(fields.pending ?? 0);
       if (pending > 0) {
-        const rows = (await redis.xpending(this.#stream, DELIVERY_GROUP, '-', '+', 1000, name)) as Array<[string]>;
+        const rows = (await redis.xpending(this.#stream, DELIVERY_GROUP, '-', '+', 1000, name)) as Array<
+          [string]
+        >;
         const ids = rows.map((row) => row[0]);
         if (ids.length > 0) {
           const minIdle = Math.min(1_000, Math.floor(this.#o.consumerTimeoutMs / 2));

@@ -67,25 +67,28 @@ export class Lease {
   keepAlive(onLost: (why: string) => void): () => void {
     let stopped = false;
     let lastRenewed = Date.now();
-    const timer = setInterval(() => {
-      this.renew().then(
-        (held) => {
-          if (stopped) return;
-          if (held) lastRenewed = Date.now();
-          else {
+    const timer = setInterval(
+      () => {
+        this.renew().then(
+          (held) => {
+            if (stopped) return;
+            if (held) lastRenewed = Date.now();
+            else {
+              stopped = true;
+              clearInterval(timer);
+              onLost('the lease expired and was taken over');
+            }
+          },
+          (error: unknown) => {
+            if (stopped || Date.now() - lastRenewed < this.ttlMs) return;
             stopped = true;
             clearInterval(timer);
-            onLost('the lease expired and was taken over');
-          }
-        },
-        (error: unknown) => {
-          if (stopped || Date.now() - lastRenewed < this.ttlMs) return;
-          stopped = true;
-          clearInterval(timer);
-          onLost(`could not renew the lease: ${error instanceof Error ? error.message : String(error)}`);
-        },
-      );
-    }, Math.max(100, Math.floor(this.ttlMs / 3)));
+            onLost(`could not renew the lease: ${error instanceof Error ? error.message : String(error)}`);
+          },
+        );
+      },
+      Math.max(100, Math.floor(this.ttlMs / 3)),
+    );
     timer.unref();
     return () => {
       stopped = true;

@@ -21,7 +21,10 @@ export class OutboxMonitor {
   }
 
   /** The fullest of these sinks' outboxes if it holds `cap` entries or more. */
-  async fullestOver(sinks: readonly string[], cap: number): Promise<{ sink: string; length: number } | undefined> {
+  async fullestOver(
+    sinks: readonly string[],
+    cap: number,
+  ): Promise<{ sink: string; length: number } | undefined> {
     if (sinks.length === 0) return undefined;
     const pipeline = this.#redis.pipeline();
     for (const sink of sinks) pipeline.xlen(this.#keys.outbox(sink));

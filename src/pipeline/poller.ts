@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { ScopeSpec } from '../config/types.ts';
+import { TransportError } from '../http/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ProviderError } from '../sources/errors.ts';
 import type { Source } from '../sources/source.ts';
-import { TransportError } from '../http/errors.ts';
 import { type Committer, LeaseLostError } from './commit.ts';
 import type { LeaseManager } from './lease.ts';
 import type { OutboxMonitor } from './outbox.ts';

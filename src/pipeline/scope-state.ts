@@ -46,11 +46,16 @@ export class ScopeStateStore {
     try {
       state = JSON.parse(fields.state);
     } catch {
-      throw new Error(`checkpoint of ${scopeKey} in Redis is not JSON; reset it with "auditlog-shipper state reset"`);
+      throw new Error(
+        `checkpoint of ${scopeKey} in Redis is not JSON; reset it with "auditlog-shipper state reset"`,
+      );
     }
     const watermark = fields.watermark === undefined ? undefined : Number(fields.watermark);
     return {
-      checkpoint: { state, ...(watermark !== undefined && Number.isFinite(watermark) ? { watermarkMs: watermark } : {}) },
+      checkpoint: {
+        state,
+        ...(watermark !== undefined && Number.isFinite(watermark) ? { watermarkMs: watermark } : {}),
+      },
       token: fields.token ?? '',
       updatedAtMs: Number(fields.updatedAt ?? 0),
       committed: Number(fields.committed ?? 0),
@@ -69,7 +74,8 @@ export class ScopeStateStore {
     };
     const multi = this.#redis.multi().hset(key, fields);
     if (record.outcome === 'failed') multi.hincrby(key, 'consecutiveFailures', 1);
-    else if (record.outcome === 'completed') multi.hset(key, 'consecutiveFailures', 0, 'lastSuccessAt', record.endedAtMs);
+    else if (record.outcome === 'completed')
+      multi.hset(key, 'consecutiveFailures', 0, 'lastSuccessAt', record.endedAtMs);
     await multi.exec();
   }
 
@@ -87,7 +93,9 @@ export class ScopeStateStore {
             startedAtMs: Number(fields.startedAt),
             endedAtMs: Number(fields.endedAt),
             added: Number(fields.added ?? 0),
-            error: fields.errorReason ? { reason: fields.errorReason, message: fields.errorMessage ?? '' } : undefined,
+            error: fields.errorReason
+              ? { reason: fields.errorReason, message: fields.errorMessage ?? '' }
+              : undefined,
           };
     return {
       ...(lastPoll ? { lastPoll } : {}),
@@ -115,7 +123,8 @@ export class ScopeStateStore {
     do {
       const [next, keys] = await this.#redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      for (const key of keys) found.add(key.slice(`${this.#keys.prefix}:scope:`.length, -':checkpoint'.length));
+      for (const key of keys)
+        found.add(key.slice(`${this.#keys.prefix}:scope:`.length, -':checkpoint'.length));
     } while (cursor !== '0');
     return [...found].sort();
   }

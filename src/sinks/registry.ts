@@ -3,4 +3,6 @@ import type { AnySinkModule } from './sink.ts';
 import { stdout } from './stdout/index.ts';
 
 /** Every sink the shipper knows. Adding one is a folder under src/sinks and a line here. */
-export const sinkModules: ReadonlyMap<string, AnySinkModule> = new Map([file, stdout].map((m) => [m.type, m]));
+export const sinkModules: ReadonlyMap<string, AnySinkModule> = new Map(
+  [file, stdout].map((m) => [m.type, m]),
+);

@@ -88,7 +88,15 @@ function skipValue(s: string, i: number): number {
   // A number, true, false or null: runs until a delimiter.
   while (i < s.length) {
     const c = s.charCodeAt(i);
-    if (c === COMMA || c === CLOSE_OBJECT || c === CLOSE_ARRAY || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+    if (
+      c === COMMA ||
+      c === CLOSE_OBJECT ||
+      c === CLOSE_ARRAY ||
+      c === 0x20 ||
+      c === 0x0a ||
+      c === 0x0d ||
+      c === 0x09
+    ) {
       break;
     }
     i++;

@@ -25,7 +25,8 @@ export function parseRfc3339(text: string): Timestamp | undefined {
     number,
   ];
   const fraction = m[7] ?? '';
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return undefined;
   const local = Date.UTC(year, month - 1, day, hour, minute, Math.min(second, 59));
   const check = new Date(local);
   if (check.getUTCDate() !== day || check.getUTCMonth() !== month - 1) return undefined;

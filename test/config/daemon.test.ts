@@ -91,7 +91,7 @@ describe('daemon settings', () => {
           hots: localhost
         poll:
           interval: 60
-          leaseTtl: 1s
+          leaseTtl: 500ms
           concurrency: "8"
         redis:
           prefix: auditlog
@@ -110,7 +110,7 @@ describe('daemon settings', () => {
         15,
         'must be a duration with a unit, such as 60s or 15m (a bare number is ambiguous)',
       ],
-      ['daemon.poll.leaseTtl', 7, 15, 'must be at least 5s'],
+      ['daemon.poll.leaseTtl', 7, 15, 'must be at least 1s'],
       ['daemon.poll.concurrency', 8, 18, 'must be a number (written without quotes)'],
       [
         'daemon.redis.prefix',

@@ -27,7 +27,7 @@ describe('valid configs', () => {
         redis: { url: '', prefix: '{auditlog}' },
         log: { level: 'info' },
         metrics: { host: '0.0.0.0', port: 9464 },
-        poll: { concurrency: 8, leaseTtlMs: 60_000, intervalMs: 60_000 },
+        poll: { concurrency: 8, leaseTtlMs: 30_000, intervalMs: 60_000 },
         outbox: { maxLength: 100_000 },
         delivery: { batchSize: 500, retryInitialMs: 1_000, retryMaxMs: 300_000, consumerTimeoutMs: 30_000 },
         shutdownTimeoutMs: 25_000,

@@ -47,11 +47,27 @@ class ScriptedSink implements Sink {
 async function enqueue(sink: string, ids: string[]): Promise<void> {
   await new OutboxMonitor(redis.client, keys).ensureGroup(sink);
   for (const id of ids) {
-    await redis.client.xadd(keys.outbox(sink), '*', 'id', id, 'scope', 's', 't', '1000', 'seen', '2000', 'line', `{"id":"${id}"}`);
+    await redis.client.xadd(
+      keys.outbox(sink),
+      '*',
+      'id',
+      id,
+      'scope',
+      's',
+      't',
+      '1000',
+      'seen',
+      '2000',
+      'line',
+      `{"id":"${id}"}`,
+    );
   }
 }
 
-async function startWorker(sink: Sink, overrides: { consumerTimeoutMs?: number } = {}): Promise<DeliveryWorker> {
+async function startWorker(
+  sink: Sink,
+  overrides: { consumerTimeoutMs?: number } = {},
+): Promise<DeliveryWorker> {
   const worker = new DeliveryWorker({
     sink,
     redis: redis.connect(),
@@ -97,7 +113,12 @@ describe('DeliveryWorker', () => {
       event.id === 'flaky' && call < 4 ? { kind: 'retry', reason: 'HTTP 503' } : { kind: 'delivered' };
     await startWorker(sink);
     await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
-    expect(sink.received.map((batch) => batch.map((e) => e.id))).toEqual([['ok', 'flaky'], ['flaky'], ['flaky'], ['flaky']]);
+    expect(sink.received.map((batch) => batch.map((e) => e.id))).toEqual([
+      ['ok', 'flaky'],
+      ['flaky'],
+      ['flaky'],
+      ['flaky'],
+    ]);
   });
 
   it('retries the whole batch when the sink throws', async () => {
@@ -113,13 +134,19 @@ describe('DeliveryWorker', () => {
   it('dead-letters rejected events with the reason and the original entry, never dropping them', async () => {
     await enqueue('scripted', ['good', 'bad']);
     const sink = new ScriptedSink();
-    sink.decide = (event) => (event.id === 'bad' ? { kind: 'rejected', reason: 'mapper_parsing_exception' } : { kind: 'delivered' });
+    sink.decide = (event) =>
+      event.id === 'bad' ? { kind: 'rejected', reason: 'mapper_parsing_exception' } : { kind: 'delivered' };
     await startWorker(sink);
     await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
     const dead = await redis.client.xrange(keys.deadLetter('scripted'), '-', '+');
     expect(dead).toHaveLength(1);
     const fields = Object.fromEntries(chunk(dead[0]![1]));
-    expect(fields).toMatchObject({ reason: 'mapper_parsing_exception', id: 'bad', line: '{"id":"bad"}', scope: 's' });
+    expect(fields).toMatchObject({
+      reason: 'mapper_parsing_exception',
+      id: 'bad',
+      line: '{"id":"bad"}',
+      scope: 's',
+    });
   });
 
   it('dead-letters an outbox entry it cannot read instead of crash-looping on it', async () => {
@@ -136,7 +163,16 @@ describe('DeliveryWorker', () => {
   it('reclaims what a dead consumer left pending once its heartbeat has expired', async () => {
     await enqueue('scripted', ['x', 'y']);
     // A consumer that read the entries and died without acknowledging (no heartbeat key).
-    await redis.client.xreadgroup('GROUP', DELIVERY_GROUP, 'dead-consumer', 'COUNT', 10, 'STREAMS', keys.outbox('scripted'), '>');
+    await redis.client.xreadgroup(
+      'GROUP',
+      DELIVERY_GROUP,
+      'dead-consumer',
+      'COUNT',
+      10,
+      'STREAMS',
+      keys.outbox('scripted'),
+      '>',
+    );
     const sink = new ScriptedSink();
     await startWorker(sink, { consumerTimeoutMs: 300 });
     await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
@@ -145,7 +181,16 @@ describe('DeliveryWorker', () => {
 
   it('leaves the entries of a live consumer alone', async () => {
     await enqueue('scripted', ['held']);
-    await redis.client.xreadgroup('GROUP', DELIVERY_GROUP, 'alive', 'COUNT', 10, 'STREAMS', keys.outbox('scripted'), '>');
+    await redis.client.xreadgroup(
+      'GROUP',
+      DELIVERY_GROUP,
+      'alive',
+      'COUNT',
+      10,
+      'STREAMS',
+      keys.outbox('scripted'),
+      '>',
+    );
     await redis.client.set(keys.consumerHeartbeat('scripted', 'alive'), 'alive', 'PX', 10_000);
     const sink = new ScriptedSink();
     await startWorker(sink, { consumerTimeoutMs: 200 });

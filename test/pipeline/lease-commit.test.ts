@@ -22,7 +22,14 @@ beforeEach(async () => {
 });
 
 function event(id: string, timeMs: number): AuditEvent {
-  return { id, provider: 'stackit', scope: { kind: 'project', id: 'p-1' }, time: new Date(timeMs).toISOString(), timeMs, raw: `{"id":"${id}"}` };
+  return {
+    id,
+    provider: 'stackit',
+    scope: { kind: 'project', id: 'p-1' },
+    time: new Date(timeMs).toISOString(),
+    timeMs,
+    raw: `{"id":"${id}"}`,
+  };
 }
 
 function page(events: AuditEvent[], hwm: number, forgetBefore = 0): Page {
@@ -67,7 +74,13 @@ describe('Committer', () => {
     const lease = (await leases.acquire(SCOPE, 10_000))!;
     const t = Date.UTC(2026, 0, 1);
 
-    const first = await committer.commit(lease, SCOPE, ['a', 'b'], page([event('e1', t), event('e2', t + 1)], t + 10), t + 20);
+    const first = await committer.commit(
+      lease,
+      SCOPE,
+      ['a', 'b'],
+      page([event('e1', t), event('e2', t + 1)], t + 10),
+      t + 20,
+    );
     expect(first.added.map((e) => e.id)).toEqual(['e1', 'e2']);
     expect(first.duplicates).toBe(0);
     expect(first.longestOutbox).toBe(2);
@@ -86,11 +99,26 @@ describe('Committer', () => {
       const entries = await redis.client.xrange(keys.outbox(sink), '-', '+');
       expect(entries.map(([, fields]) => fields[1])).toEqual(['e1', 'e2', 'e3']);
       const fields = entries[0]![1];
-      expect(fields).toEqual(['id', 'e1', 'scope', SCOPE, 't', String(t), 'seen', String(t + 20), 'line', expect.any(String)]);
+      expect(fields).toEqual([
+        'id',
+        'e1',
+        'scope',
+        SCOPE,
+        't',
+        String(t),
+        'seen',
+        String(t + 20),
+        'line',
+        expect.any(String),
+      ]);
       expect(JSON.parse(fields[9]!).raw).toEqual({ id: 'e1' });
     }
     const stored = await new ScopeStateStore(redis.client, keys).checkpoint(SCOPE);
-    expect(stored).toMatchObject({ checkpoint: { state: { v: 1, hwm: t + 30 }, watermarkMs: t + 30 }, committed: 3, token: lease.token });
+    expect(stored).toMatchObject({
+      checkpoint: { state: { v: 1, hwm: t + 30 }, watermarkMs: t + 30 },
+      committed: 3,
+      token: lease.token,
+    });
   });
 
   it('refuses a page from a poll that lost its lease, changing nothing', async () => {
@@ -99,7 +127,9 @@ describe('Committer', () => {
     const stale = (await leases.acquire(SCOPE, 10_000))!;
     await redis.client.del(keys.lease(SCOPE));
     const current = (await leases.acquire(SCOPE, 10_000))!;
-    await expect(committer.commit(stale, SCOPE, ['a'], page([event('e1', 1)], 5), 9)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(committer.commit(stale, SCOPE, ['a'], page([event('e1', 1)], 5), 9)).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
     expect(await redis.client.exists(keys.outbox('a'), keys.checkpoint(SCOPE), keys.seen(SCOPE))).toBe(0);
     await committer.commit(current, SCOPE, ['a'], page([event('e1', 1)], 5), 9);
     expect(await redis.client.xlen(keys.outbox('a'))).toBe(1);
@@ -111,6 +141,6 @@ describe('Committer', () => {
     const lease = (await leases.acquire(SCOPE, 10_000))!;
     await committer.commit(lease, SCOPE, ['a'], page([event('old', 100), event('mid', 200)], 300, 0), 1);
     await committer.commit(lease, SCOPE, ['a'], page([event('new', 400)], 500, 200), 2);
-    expect(await redis.client.zrange(keys.seen(SCOPE), 0, -1)).toEqual(['mid', 'new']);
+    expect(await redis.client.zrange(keys.seen(SCOPE), '0', '-1')).toEqual(['mid', 'new']);
   });
 });

@@ -15,11 +15,21 @@ afterEach(async () => {
 });
 
 function event(id: string): OutboxEvent {
-  return { entryId: `0-${id}`, id, scopeKey: 's', timeMs: 1, seenAtMs: 2, line: `{"id":"${id}","raw":{"v":"${id}"}}` };
+  return {
+    entryId: `0-${id}`,
+    id,
+    scopeKey: 's',
+    timeMs: 1,
+    seenAtMs: 2,
+    line: `{"id":"${id}","raw":{"v":"${id}"}}`,
+  };
 }
 
 function sink(path: string, log = silentLogger, instanceId = 'i-1'): FileSink {
-  return new FileSink({ name: 'archive', type: 'file', settings: { path, fsync: true } }, { log, instanceId });
+  return new FileSink(
+    { name: 'archive', type: 'file', settings: { path, fsync: true } },
+    { log, instanceId },
+  );
 }
 
 describe('FileSink', () => {
@@ -30,7 +40,9 @@ describe('FileSink', () => {
     expect(await s.send([event('a'), event('b')])).toEqual([{ kind: 'delivered' }, { kind: 'delivered' }]);
     await s.send([event('c')]);
     await s.close();
-    expect(await readFile(path, 'utf8')).toBe('{"id":"a","raw":{"v":"a"}}\n{"id":"b","raw":{"v":"b"}}\n{"id":"c","raw":{"v":"c"}}\n');
+    expect(await readFile(path, 'utf8')).toBe(
+      '{"id":"a","raw":{"v":"a"}}\n{"id":"b","raw":{"v":"b"}}\n{"id":"c","raw":{"v":"c"}}\n',
+    );
   });
 
   it('reports a redelivered event as a duplicate instead of writing it twice, also after a restart', async () => {
@@ -46,9 +58,15 @@ describe('FileSink', () => {
     await first.close();
     const second = sink(path);
     await second.start();
-    expect(await second.send([event('a'), event('d')])).toEqual([{ kind: 'duplicate' }, { kind: 'delivered' }]);
+    expect(await second.send([event('a'), event('d')])).toEqual([
+      { kind: 'duplicate' },
+      { kind: 'delivered' },
+    ]);
     await second.close();
-    const ids = (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l).id);
+    const ids = (await readFile(path, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).id);
     expect(ids).toEqual(['a', 'b', 'c', 'd']);
   });
 

@@ -16,7 +16,13 @@ describe('arrayElementSpans', () => {
   });
 
   it('handles scalars, empty arrays and a missing key', () => {
-    expect(elements('{"items":[1, "two", true, null, -3e2]}', 'items')).toEqual(['1', '"two"', 'true', 'null', '-3e2']);
+    expect(elements('{"items":[1, "two", true, null, -3e2]}', 'items')).toEqual([
+      '1',
+      '"two"',
+      'true',
+      'null',
+      '-3e2',
+    ]);
     expect(elements('{"items":[]}', 'items')).toEqual([]);
     expect(elements('{"other":[1]}', 'items')).toBeUndefined();
     expect(elements('[1,2]', 'items')).toBeUndefined();

@@ -17,7 +17,13 @@ describe('parseRfc3339', () => {
   });
 
   it('refuses what is not an RFC 3339 date-time', () => {
-    for (const bad of ['2025-02-30T00:00:00Z', '2025-13-01T00:00:00Z', '2025-01-01', '1735689600', '2025-01-01T00:00:00']) {
+    for (const bad of [
+      '2025-02-30T00:00:00Z',
+      '2025-13-01T00:00:00Z',
+      '2025-01-01',
+      '1735689600',
+      '2025-01-01T00:00:00',
+    ]) {
       expect(parseRfc3339(bad), bad).toBeUndefined();
     }
   });

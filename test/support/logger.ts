@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** A logger that records lines for assertions instead of printing them. */
 export function memoryLogger(): { log: Logger; lines: () => Array<Record<string, unknown>> } {

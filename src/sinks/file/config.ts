@@ -8,7 +8,9 @@ export const fileSinkSchema = z.strictObject({
   fsync: z
     .boolean()
     .default(true)
-    .describe('fsync after every batch, before it is acknowledged. Turning it off risks the last batches on power loss.'),
+    .describe(
+      'fsync after every batch, before it is acknowledged. Turning it off risks the last batches on power loss.',
+    ),
 });
 
 export type FileSinkSettings = z.output<typeof fileSinkSchema>;

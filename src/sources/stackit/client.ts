@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
-import { TransportError } from '../../http/errors.ts';
 import { HttpClient } from '../../http/client.ts';
+import { TransportError } from '../../http/errors.ts';
 import { backoffDelayMs, parseRetryAfter, sleep } from '../../http/retry.ts';
-import { VERSION } from '../../version.ts';
 import type { ScopeRef } from '../../pipeline/envelope.ts';
+import { VERSION } from '../../version.ts';
 import { ProviderError, reasonForStatus } from '../errors.ts';
 import type { RequestSample } from '../source.ts';
 import { PAGE_LIMIT, type StackitProviderSettings } from './config.ts';
 import type { TimeWindow } from './windows.ts';
 
-const COLLECTION: Record<string, string> = { organization: 'organizations', folder: 'folders', project: 'projects' };
+const COLLECTION: Record<string, string> = {
+  organization: 'organizations',
+  folder: 'folders',
+  project: 'projects',
+};
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 export interface ClientDeps {
@@ -33,7 +37,9 @@ export class AuditLogClient {
   constructor(settings: StackitProviderSettings, deps: ClientDeps) {
     this.#settings = settings;
     this.#deps = deps;
-    this.#base = new URL(settings.auditLogUrl.endsWith('/') ? settings.auditLogUrl : `${settings.auditLogUrl}/`);
+    this.#base = new URL(
+      settings.auditLogUrl.endsWith('/') ? settings.auditLogUrl : `${settings.auditLogUrl}/`,
+    );
     this.#http = new HttpClient({
       name: `stackit provider "${deps.providerName}" audit log`,
       origin: this.#base.origin,
@@ -44,7 +50,12 @@ export class AuditLogClient {
   }
 
   /** Fetches one page of a window; returns the raw body for byte-exact item extraction. */
-  async fetchPage(scope: ScopeRef, window: TimeWindow, cursor: string | undefined, signal: AbortSignal): Promise<string> {
+  async fetchPage(
+    scope: ScopeRef,
+    window: TimeWindow,
+    cursor: string | undefined,
+    signal: AbortSignal,
+  ): Promise<string> {
     const url = new URL(`v2/${COLLECTION[scope.kind]}/${encodeURIComponent(scope.id)}`, this.#base);
     url.searchParams.set('start-time-range', new Date(window.startMs).toISOString());
     url.searchParams.set('end-time-range', new Date(window.endMs).toISOString());
@@ -57,7 +68,8 @@ export class AuditLogClient {
       const error = await this.#tryOnce(url, what, signal);
       if (typeof error === 'string') return error;
       if (!error.retryable || attempt >= attempts) throw error;
-      const waitMs = error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
+      const waitMs =
+        error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
       this.#deps.log.warn(
         { scope: what, reason: error.reason, status: error.status, attempt, waitMs },
         `${error.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
@@ -73,7 +85,10 @@ export class AuditLogClient {
     try {
       const response = await this.#http.send({
         url,
-        headers: { authorization: `Bearer ${this.#settings.auth.token.reveal()}`, accept: 'application/json' },
+        headers: {
+          authorization: `Bearer ${this.#settings.auth.token.reveal()}`,
+          accept: 'application/json',
+        },
         signal,
       });
       this.#observe(response.status, started);

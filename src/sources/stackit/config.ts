@@ -39,7 +39,9 @@ export const stackitProviderSchema = z.strictObject({
   overlap: timing.overlap.prefault('15m'),
   settleLag: timing.settleLag.prefault('60s'),
   lookback: timing.lookback.prefault('1h'),
-  requestTimeout: duration({ min: 1_000, max: 300_000 }).prefault('30s').describe('Per request, headers and body.'),
+  requestTimeout: duration({ min: 1_000, max: 300_000 })
+    .prefault('30s')
+    .describe('Per request, headers and body.'),
   retry: z
     .strictObject({
       attempts: z.number().int().min(1).max(20).default(5).describe('Tries per request within one poll.'),
@@ -55,7 +57,9 @@ export const stackitProviderSchema = z.strictObject({
     .int()
     .min(1)
     .default(10_000)
-    .describe('Guard against a provider that never ends pagination (100 events a page). A window that needs more fails its poll with reason pagination_loop.'),
+    .describe(
+      'Guard against a provider that never ends pagination (100 events a page). A window that needs more fails its poll with reason pagination_loop.',
+    ),
   tls: z
     .strictObject({
       caFile: text().optional().describe('Extra CA bundle (PEM) to trust, e.g. for a corporate proxy.'),
@@ -94,7 +98,8 @@ export const stackitScopeSchema = z
     const kind = given[0] as StackitScopeKind;
     return {
       kind,
-      id: value[kind] as string,
+      // One spelling per UUID: the id names the scope's state in Redis.
+      id: (value[kind] as string).toLowerCase(),
       overlap: value.overlap,
       settleLag: value.settleLag,
       lookback: value.lookback,

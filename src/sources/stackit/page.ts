@@ -89,11 +89,16 @@ export interface Fallbacks {
  * `fallbacks` and recorded as anomalies on the event, so the substitution is visible downstream.
  */
 export function toAuditEvent(item: RawItem, scope: ScopeRef, fallbacks: Fallbacks): AuditEvent {
-  const value = (typeof item.value === 'object' && item.value !== null ? item.value : {}) as Record<string, unknown>;
+  const value = (typeof item.value === 'object' && item.value !== null ? item.value : {}) as Record<
+    string,
+    unknown
+  >;
   const anomalies = itemDefects(item.value).map((d) => `${d.field}: ${d.message}`);
   const eventTime = typeof value.eventTimeStamp === 'string' ? parseRfc3339(value.eventTimeStamp) : undefined;
-  const received = typeof value.receivedTimeStamp === 'string' ? parseRfc3339(value.receivedTimeStamp) : undefined;
-  const time = eventTime ?? received ?? { ms: fallbacks.timeMs, iso: new Date(fallbacks.timeMs).toISOString() };
+  const received =
+    typeof value.receivedTimeStamp === 'string' ? parseRfc3339(value.receivedTimeStamp) : undefined;
+  const time = eventTime ??
+    received ?? { ms: fallbacks.timeMs, iso: new Date(fallbacks.timeMs).toISOString() };
   if (!eventTime) anomalies.push(`time taken from ${received ? 'receivedTimeStamp' : 'the polled window'}`);
   const initiator = asRecord(value.initiator);
   const actor: Actor | undefined = initiator
@@ -135,7 +140,9 @@ function asRecord(value: unknown): Record<string, unknown> | undefined {
 }
 
 /** Drops undefined fields; undefined when nothing is left. */
-function compact<T extends Record<string, string | undefined>>(value: T): { [K in keyof T]?: string } | undefined {
+function compact<T extends Record<string, string | undefined>>(
+  value: T,
+): { [K in keyof T]?: string } | undefined {
   const entries = Object.entries(value).filter(([, v]) => v !== undefined);
   return entries.length > 0 ? (Object.fromEntries(entries) as { [K in keyof T]?: string }) : undefined;
 }
@@ -148,5 +155,7 @@ function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (value === undefined) return 'nothing';
-  return typeof value === 'string' ? `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"` : typeof value;
+  return typeof value === 'string'
+    ? `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`
+    : typeof value;
 }

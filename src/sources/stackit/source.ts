@@ -1,7 +1,15 @@
 import { z } from 'zod';
 import { sha256Hex } from '../../pipeline/envelope.ts';
 import { ProviderError } from '../errors.ts';
-import type { Checkpoint, Page, PollScope, ProviderInstance, PullContext, Source, SourceDeps } from '../source.ts';
+import type {
+  Checkpoint,
+  Page,
+  PollScope,
+  ProviderInstance,
+  PullContext,
+  Source,
+  SourceDeps,
+} from '../source.ts';
 import { AuditLogClient } from './client.ts';
 import {
   MAX_WINDOW_MS,
@@ -9,7 +17,14 @@ import {
   type StackitProviderSettings,
   type StackitScopeSettings,
 } from './config.ts';
-import { itemDefects, MalformedPageError, type ParsedPage, parsePage, type RawItem, toAuditEvent } from './page.ts';
+import {
+  itemDefects,
+  MalformedPageError,
+  type ParsedPage,
+  parsePage,
+  type RawItem,
+  toAuditEvent,
+} from './page.ts';
 import { planWindows, resumeFromMs, seenHorizonMs, type TimeWindow } from './windows.ts';
 
 /** Kept between a window's start and the retention edge: a window planned now is still readable later. */
@@ -34,13 +49,11 @@ type StackitState = z.infer<typeof stateSchema>;
 
 export class StackitSource implements Source<StackitScopeSettings> {
   readonly #provider: ProviderInstance<StackitProviderSettings>;
-  readonly #deps: SourceDeps;
   readonly #client: AuditLogClient;
   readonly #strikes = new Map<string, number>();
 
   constructor(provider: ProviderInstance<StackitProviderSettings>, deps: SourceDeps) {
     this.#provider = provider;
-    this.#deps = deps;
     this.#client = new AuditLogClient(provider.settings, {
       providerName: provider.name,
       instanceId: deps.instanceId,
@@ -48,7 +61,9 @@ export class StackitSource implements Source<StackitScopeSettings> {
       onRequest: deps.onRequest,
     });
     if (provider.settings.tls.insecureSkipVerify) {
-      deps.log.warn(`provider "${provider.name}": TLS certificate verification is OFF (tls.insecureSkipVerify)`);
+      deps.log.warn(
+        `provider "${provider.name}": TLS certificate verification is OFF (tls.insecureSkipVerify)`,
+      );
     }
   }
 
@@ -122,11 +137,19 @@ export class StackitSource implements Source<StackitScopeSettings> {
     }
   }
 
-  #toEvent(item: RawItem, scope: PollScope<StackitScopeSettings>, window: TimeWindow, where: string, ctx: PullContext) {
+  #toEvent(
+    item: RawItem,
+    scope: PollScope<StackitScopeSettings>,
+    window: TimeWindow,
+    where: string,
+    ctx: PullContext,
+  ) {
     const defects = itemDefects(item.value);
     const fallbacks = { id: `sha256:${sha256Hex(item.raw)}`, timeMs: window.startMs };
     if (defects.length > 0) {
-      const summary = defects.map((d) => `items[${item.index}].${d.field === 'item' ? '' : d.field}: ${d.message}`);
+      const summary = defects.map(
+        (d) => `items[${item.index}].${d.field === 'item' ? '' : d.field}: ${d.message}`,
+      );
       const strikes = this.#strike(fallbacks.id);
       if (strikes < STRIKES_BEFORE_ACCEPTING) {
         throw new ProviderError({
@@ -159,7 +182,13 @@ export class StackitSource implements Source<StackitScopeSettings> {
   }
 
   /** A provider that hands out a cursor it already gave, or pages forever, must not spin a poll forever. */
-  #checkProgress(next: string, current: string | undefined, seen: Set<string>, pageNo: number, where: string): void {
+  #checkProgress(
+    next: string,
+    current: string | undefined,
+    seen: Set<string>,
+    pageNo: number,
+    where: string,
+  ): void {
     const limit = this.#provider.settings.maxPagesPerWindow;
     if (next === current || seen.has(next) || pageNo >= limit) {
       throw new ProviderError({

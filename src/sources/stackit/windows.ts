@@ -44,7 +44,8 @@ export interface WindowPlan {
 export function planWindows(input: WindowPlanInput): WindowPlan {
   const endMs = input.nowMs - input.settleLagMs;
   const earliestMs = input.nowMs - input.retentionMs + input.retentionMarginMs;
-  const wantedStartMs = resumeFromMs(input.hwmMs, input.originMs, input.overlapMs) ?? input.nowMs - input.lookbackMs;
+  const wantedStartMs =
+    resumeFromMs(input.hwmMs, input.originMs, input.overlapMs) ?? input.nowMs - input.lookbackMs;
   const startMs = Math.max(wantedStartMs, earliestMs);
   const expiredMs = input.hwmMs !== undefined && input.hwmMs < earliestMs ? earliestMs - input.hwmMs : 0;
 
@@ -56,7 +57,11 @@ export function planWindows(input: WindowPlanInput): WindowPlan {
 }
 
 /** Where the next poll starts reading, from what the checkpoint holds; undefined on a fresh scope. */
-export function resumeFromMs(hwmMs: number | undefined, originMs: number | undefined, overlapMs: number): number | undefined {
+export function resumeFromMs(
+  hwmMs: number | undefined,
+  originMs: number | undefined,
+  overlapMs: number,
+): number | undefined {
   if (hwmMs !== undefined) return hwmMs - overlapMs;
   return originMs;
 }

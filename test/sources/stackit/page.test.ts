@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { itemDefects, MalformedPageError, parsePage, toAuditEvent } from '../../../src/sources/stackit/page.ts';
+import {
+  itemDefects,
+  MalformedPageError,
+  parsePage,
+  toAuditEvent,
+} from '../../../src/sources/stackit/page.ts';
 
 const scope = { kind: 'project', id: '0b1f3c2e-1234-4abc-8def-0123456789ab' };
 const item =
