@@ -1,0 +1,215 @@
+import { type Command, InvalidArgumentError } from 'commander';
+import { formatDuration, parseDuration } from '../../config/duration.ts';
+import {
+  type BudgetOptions,
+  makeScopeIds,
+  type Simulator,
+  type StackitScopeOptions,
+  startSimulator,
+} from '../../simulator/index.ts';
+import { UUID_PATTERN } from '../../simulator/random.ts';
+
+export interface SimulateOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly seed: number;
+  /** Number of simulated projects with deterministic UUIDs (ignored when `project` is given). */
+  readonly scopes?: number | undefined;
+  readonly project?: readonly string[] | undefined;
+  /** Events per minute per scope. */
+  readonly rate: number;
+  readonly token: string;
+  readonly lateFraction: number;
+  readonly lateMax: number;
+  readonly errorRate: number;
+  readonly budget?: BudgetOptions | undefined;
+}
+
+export interface SimulateIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  /** Resolves when the simulator should stop (SIGINT/SIGTERM in the CLI). */
+  readonly until: Promise<unknown>;
+  /** Called once the simulator listens (tests use it to reach the instance). */
+  readonly onStarted?: ((sim: Simulator) => void) | undefined;
+}
+
+const DEFAULT_SCOPES = 3;
+const DELAY_MIN_MS = 1_000;
+const DELAY_MAX_MS = 8_000;
+
+function numberArg(name: string, check: (n: number) => boolean, rule: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || !check(n)) {
+      throw new InvalidArgumentError(`${name} must be ${rule}`);
+    }
+    return n;
+  };
+}
+
+const parsePort = numberArg(
+  'port',
+  (n) => Number.isInteger(n) && n >= 0 && n <= 65_535,
+  'an integer 0-65535',
+);
+const parseSeed = numberArg('seed', Number.isSafeInteger, 'an integer');
+const parseCount = numberArg(
+  'scopes',
+  (n) => Number.isInteger(n) && n >= 1 && n <= 100_000,
+  'an integer 1-100000',
+);
+const parseRate = numberArg('rate', (n) => n >= 0 && n <= 1_000_000, 'events per minute, 0-1000000');
+const parseFraction = numberArg('value', (n) => n >= 0 && n <= 1, 'a fraction between 0 and 1');
+
+function parseDurationArg(value: string): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) throw new InvalidArgumentError('expected a duration such as 90s, 5m or 1h30m');
+  return ms;
+}
+
+function parseUuid(value: string, previous: string[] | undefined): string[] {
+  if (!UUID_PATTERN.test(value)) throw new InvalidArgumentError(`${value} is not a UUID`);
+  return [...(previous ?? []), value.toLowerCase()];
+}
+
+/** `N/period`, e.g. `60/60s`: a bucket of N requests refilled at N per period. */
+export function parseBudget(value: string): BudgetOptions {
+  const m = /^\s*(\d+)\s*\/\s*(\S+)\s*$/.exec(value);
+  const capacity = m ? Number(m[1]) : Number.NaN;
+  const periodMs = m ? parseDuration(m[2] as string) : undefined;
+  if (!m || !(capacity >= 1) || periodMs === undefined || periodMs <= 0) {
+    throw new InvalidArgumentError('budget must look like 60/60s (requests per period)');
+  }
+  return { capacity, refillPerSecond: capacity / (periodMs / 1000) };
+}
+
+/** The `providers:`/`scopes:` part of a shipper config that polls this simulator. */
+export function configSnippet(url: string, scopes: readonly StackitScopeOptions[]): string {
+  const lines = [
+    'providers:',
+    '  - name: sim',
+    '    type: stackit',
+    `    auditLogUrl: ${url}`,
+    '    auth:',
+    '      token: ${SIM_TOKEN}',
+    'scopes:',
+  ];
+  for (const scope of scopes) lines.push('  - provider: sim', `    ${scope.kind}: ${scope.id}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Runs the STACKIT Audit Log simulator until `io.until` resolves, printing what a shipper needs to
+ * poll it. Returns the exit code.
+ */
+export async function simulate(options: SimulateOptions, io: SimulateIo): Promise<number> {
+  const ids = options.project?.length
+    ? [...new Set(options.project)]
+    : makeScopeIds(options.seed, options.scopes ?? DEFAULT_SCOPES);
+  const scopes: StackitScopeOptions[] = ids.map((id) => ({
+    kind: 'project',
+    id,
+    eventsPerMinute: options.rate,
+  }));
+  let sim: Simulator;
+  try {
+    sim = await startSimulator({
+      host: options.host,
+      port: options.port,
+      seed: options.seed,
+      stackit: {
+        token: options.token,
+        scopes,
+        delay: {
+          minMs: DELAY_MIN_MS,
+          maxMs: DELAY_MAX_MS,
+          lateFraction: options.lateFraction,
+          lateMaxMs: Math.max(DELAY_MAX_MS, options.lateMax),
+        },
+      },
+      budget: options.budget,
+      faults: { serverErrorRate: options.errorRate },
+    });
+  } catch (error) {
+    io.err(`✗ simulator could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  io.onStarted?.(sim);
+
+  const budget = options.budget
+    ? `${options.budget.capacity} requests, refilled at ${+options.budget.refillPerSecond.toFixed(3)}/s per token`
+    : 'unlimited';
+  const shown = scopes.slice(0, 20);
+  io.out(
+    [
+      `STACKIT Audit Log API simulator listening on ${sim.url}`,
+      `  token:   ${sim.token}`,
+      `  seed:    ${options.seed}`,
+      `  traffic: ${scopes.length} project scope(s), ${options.rate} events/min each, ` +
+        `delay ${formatDuration(DELAY_MIN_MS)}-${formatDuration(DELAY_MAX_MS)}, ` +
+        `${options.lateFraction * 100}% late up to ${formatDuration(Math.max(DELAY_MAX_MS, options.lateMax))}`,
+      `  faults:  5xx rate ${options.errorRate}; budget: ${budget}`,
+      '  scopes:',
+      ...shown.map((s) => `    ${s.kind} ${s.id}`),
+      ...(scopes.length > shown.length
+        ? [`    … and ${scopes.length - shown.length} more (GET /_sim/scopes)`]
+        : []),
+      `  control: GET ${sim.url}/_sim/truth?kind=project&id=<uuid>, PUT /_sim/faults, GET /_sim/stats`,
+      '',
+      `export SIM_TOKEN=${sim.token}`,
+      '',
+      '# shipper config:',
+      configSnippet(sim.url, scopes),
+    ].join('\n'),
+  );
+
+  await io.until;
+  await sim.close();
+  io.err('simulator stopped\n');
+  return 0;
+}
+
+export function register(program: Command): void {
+  program
+    .command('simulate')
+    .description(
+      'Serve a local simulator of the STACKIT Audit Log API (deterministic traffic, late arrivals, limits, faults) for demos and tests.',
+    )
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', parsePort, 8080)
+    .option('--seed <n>', 'seed of all simulated traffic and faults', parseSeed, 1)
+    .option(
+      '--scopes <n>',
+      `number of simulated projects with UUIDs derived from the seed (default ${DEFAULT_SCOPES})`,
+      parseCount,
+    )
+    .option('--project <uuid...>', 'serve these project UUIDs instead of --scopes', parseUuid)
+    .option('--rate <eventsPerMin>', 'events per minute per scope', parseRate, 30)
+    .option('--token <token>', 'bearer token the API accepts', 'sim-token')
+    .option('--late-fraction <f>', 'fraction of events that arrive late', parseFraction, 0.05)
+    .option('--late-max <duration>', 'longest delay of a late event', parseDurationArg, 120_000)
+    .option('--error-rate <f>', 'probability of a 5xx response per request', parseFraction, 0)
+    .option('--budget <n/period>', 'request budget per token, e.g. 60/60s (default unlimited)', parseBudget)
+    .action(async (options: SimulateOptions, command: Command) => {
+      if (options.scopes !== undefined && options.project?.length) {
+        command.error('error: use either --scopes or --project, not both');
+      }
+      let onSignal: (() => void) | undefined;
+      const until = new Promise<void>((resolve) => {
+        onSignal = resolve;
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      const code = await simulate(options, {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+        until,
+      });
+      if (onSignal) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      process.exitCode = code;
+    });
+}
