@@ -4,17 +4,30 @@ import type { ScopeSpec } from '../config/types.ts';
 import type { LeaderLock } from './leader.ts';
 import { type PollJobData, scheduleOffsetMs, schedulerId } from './poll-queue.ts';
 
+/** Leadership is renewed this often; the lock's TTL is three times as long. */
+export const LEADER_RENEW_MS = 5_000;
+export const LEADER_TTL_MS = 3 * LEADER_RENEW_MS;
+
 export interface ReconcileResult {
   readonly added: number;
   readonly updated: number;
   readonly removed: number;
+  /** Schedulers whose chain of jobs had broken (see `reconcile`) and was restarted. */
+  readonly repaired: number;
+}
+
+/** How long past its next run a scheduler may be before its chain of jobs counts as broken. */
+export function overdueAfterMs(everyMs: number): number {
+  return Math.max(2 * everyMs, 5_000);
 }
 
 /**
  * Keeps BullMQ's job schedulers equal to the configured scopes: one scheduler per scope with its
  * interval and a stable per-scope phase; schedulers of scopes no longer configured are removed, so those
  * scopes stop being polled. Only the leader reconciles; it re-checks periodically, which also repairs
- * schedulers lost to a Redis restart without AOF.
+ * schedulers lost to a Redis restart without AOF, and chains of jobs a crash broke: BullMQ adds a
+ * scheduler's next job in a separate step after a worker took the current one, so a worker killed in
+ * between leaves no next job until the stalled one is recovered, a minute or more later.
  */
 export class ScheduleReconciler {
   readonly #queue: Queue<PollJobData>;
@@ -43,7 +56,7 @@ export class ScheduleReconciler {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.tick(), Math.max(500, Math.floor(this.#checkEveryMs / 3)));
+    this.#timer = setInterval(() => void this.tick(), Math.min(LEADER_RENEW_MS, this.#checkEveryMs));
     this.#timer.unref();
     void this.tick();
   }
@@ -61,7 +74,7 @@ export class ScheduleReconciler {
           this.#dirty = false;
           this.#lastFullCheckMs = Date.now();
           const result = await this.reconcile(this.#scopes);
-          if (result.added + result.updated + result.removed > 0) {
+          if (result.added + result.updated + result.removed + result.repaired > 0) {
             this.#log.info(result, `poll schedules reconciled with ${this.#scopes.length} scopes`);
           }
         }
@@ -80,20 +93,24 @@ export class ScheduleReconciler {
     const wanted = new Set<string>();
     let added = 0;
     let updated = 0;
+    let repaired = 0;
     for (const scope of scopes) {
       const id = schedulerId(scope.key);
       wanted.add(id);
       const every = scope.intervalMs;
       const offset = scheduleOffsetMs(scope.key, every);
       const current = existing.get(id);
-      if (current && current.every === every && (current.offset ?? 0) === offset) continue;
+      const unchanged = current !== undefined && current.every === every && (current.offset ?? 0) === offset;
+      const overdue = current?.next !== undefined && current.next < Date.now() - overdueAfterMs(every);
+      if (unchanged && !overdue) continue;
       await this.#queue.upsertJobScheduler(
         id,
         { every, offset },
         { name: 'poll', data: { scope: scope.key }, opts: { removeOnComplete: true, removeOnFail: 1000 } },
       );
-      if (current) updated++;
-      else added++;
+      if (!current) added++;
+      else if (unchanged) repaired++;
+      else updated++;
     }
     let removed = 0;
     for (const id of existing.keys()) {
@@ -102,7 +119,7 @@ export class ScheduleReconciler {
         removed++;
       }
     }
-    return { added, updated, removed };
+    return { added, updated, removed, repaired };
   }
 
   async stop(): Promise<void> {
