@@ -49,14 +49,15 @@ export class Poller {
 
   async poll(scope: ScopeSpec, shutdown: AbortSignal): Promise<PollResult> {
     const { leases, metrics } = this.#deps;
-    const log = this.#deps.log.child({ scope: scope.key });
     const lease = await leases.acquire(scope.key, this.#deps.leaseTtlMs);
     if (!lease) {
       metrics.leaseConflicts.inc();
       metrics.polls.inc({ provider: scope.providerType, outcome: 'skipped' });
-      log.debug('another poll holds this scope; skipped');
+      this.#deps.log.debug({ scope: scope.key }, 'another poll holds this scope; skipped');
       return { outcome: 'skipped' };
     }
+    // The fencing token is unique per poll: every line of this poll carries it as its request id.
+    const log = this.#deps.log.child({ scope: scope.key, poll: lease.token });
 
     const abort = new AbortController();
     const onShutdown = (): void => abort.abort(new Error('shutdown'));
@@ -68,6 +69,7 @@ export class Poller {
     });
 
     const startedAtMs = this.#now();
+    log.debug('poll started');
     const timer = metrics.pollSeconds.startTimer({ provider: scope.providerType });
     const progress = { pages: 0, added: 0, duplicates: 0 };
     let outcome: PollOutcomeKind = 'completed';
@@ -95,6 +97,8 @@ export class Poller {
       stopKeepAlive();
       shutdown.removeEventListener('abort', onShutdown);
       timer();
+      // Logged while the lease is still held: "poll started"/"poll ended" bracket the exclusive section.
+      log.debug({ outcome, ...progress }, 'poll ended');
       await lease.release().catch(() => undefined);
     }
 

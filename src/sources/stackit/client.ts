@@ -19,7 +19,6 @@ const MAX_RETRY_AFTER_MS = 5 * 60_000;
 export interface ClientDeps {
   readonly providerName: string;
   readonly instanceId: string;
-  readonly log: Logger;
   readonly onRequest: (sample: RequestSample) => void;
 }
 
@@ -55,6 +54,7 @@ export class AuditLogClient {
     window: TimeWindow,
     cursor: string | undefined,
     signal: AbortSignal,
+    log: Logger,
   ): Promise<string> {
     const url = new URL(`v2/${COLLECTION[scope.kind]}/${encodeURIComponent(scope.id)}`, this.#base);
     url.searchParams.set('start-time-range', new Date(window.startMs).toISOString());
@@ -70,8 +70,8 @@ export class AuditLogClient {
       if (!error.retryable || attempt >= attempts) throw error;
       const waitMs =
         error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
-      this.#deps.log.warn(
-        { scope: what, reason: error.reason, status: error.status, attempt, waitMs },
+      log.warn(
+        { reason: error.reason, status: error.status, attempt, waitMs },
         `${error.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
       );
       await sleep(waitMs, signal);

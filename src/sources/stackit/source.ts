@@ -57,7 +57,6 @@ export class StackitSource implements Source<StackitScopeSettings> {
     this.#client = new AuditLogClient(provider.settings, {
       providerName: provider.name,
       instanceId: deps.instanceId,
-      log: deps.log,
       onRequest: deps.onRequest,
     });
     if (provider.settings.tls.insecureSkipVerify) {
@@ -104,7 +103,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
       for (let pageNo = 1; ; pageNo++) {
         ctx.signal.throwIfAborted();
         const where = `stackit ${scope.ref.kind} ${scope.ref.id}, window ${describe(window)}, page ${pageNo}`;
-        const body = await this.#client.fetchPage(scope.ref, window, cursor, ctx.signal);
+        const body = await this.#client.fetchPage(scope.ref, window, cursor, ctx.signal, ctx.log);
         const page = this.#parse(body, where);
         const events = page.items.map((item) => this.#toEvent(item, scope, window, where, ctx));
 

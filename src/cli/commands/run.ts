@@ -1,0 +1,88 @@
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { loadConfig } from '../../config/load.ts';
+import type { ShipperConfig } from '../../config/types.ts';
+import { Daemon } from '../../daemon/daemon.ts';
+import { type EmbeddedDefault, startEmbeddedDefault } from '../../daemon/embedded-default.ts';
+import { createLogger } from '../../observability/logger.ts';
+
+interface RunOptions {
+  readonly config?: string;
+}
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT, then shuts down gracefully and exits 0. A second signal exits
+ * at once. Without a config file it runs the embedded default (simulator, local Redis, file sink).
+ */
+export async function run(options: RunOptions): Promise<number> {
+  let embedded: EmbeddedDefault | undefined;
+  if (options.config === undefined) embedded = await startEmbeddedDefault();
+  const loaded = embedded
+    ? loadConfig({ text: embedded.configText, origin: '<embedded default>' }, { env: embedded.env })
+    : loadConfig({ path: options.config as string });
+  if (!loaded.ok) {
+    process.stderr.write(`✗ ${loaded.error.format()}\n`);
+    await embedded?.simulator.close();
+    return 1;
+  }
+  const config: ShipperConfig = loaded.config;
+  const log = createLogger({ level: config.daemon.log.level, instanceId: config.daemon.instanceId });
+  for (const warning of loaded.warnings) log.warn(`config: ${warning}`);
+  if (embedded) {
+    log.info(
+      { simulator: embedded.simulator.url, scopes: config.scopes.length },
+      'embedded default: polling the built-in STACKIT simulator; events are appended to ./data/events.ndjson',
+    );
+  }
+
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, { log });
+  } catch (error) {
+    log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
+    await embedded?.simulator.close();
+    await flush(log);
+    return 1;
+  }
+
+  const signal = await waitForSignal(log);
+  log.info({ signal }, `received ${signal}: shutting down (send it again to exit at once)`);
+  await daemon.stop();
+  await embedded?.simulator.close();
+  await flush(log);
+  return 0;
+}
+
+function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received: NodeJS.Signals | undefined;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        log.warn(`second ${signal}: exiting without finishing the shutdown`);
+        process.exit(130);
+      }
+      received = signal;
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function flush(log: Logger): Promise<void> {
+  return new Promise((resolve) => log.flush(() => resolve()));
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description(
+      'Run the shipper. Without --config: the embedded default (built-in simulator, local redis-server, ./data/events.ndjson).',
+    )
+    .option('-c, --config <file>', 'the YAML config file')
+    .action(async (options: RunOptions) => {
+      process.exitCode = await run(options);
+      // Open handles of a finished shutdown must not keep the process alive.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();
+    });
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { VERSION } from '../version.ts';
+import { register as registerRun } from './commands/run.ts';
+import { register as registerSimulate } from './commands/simulate.ts';
+import { register as registerState } from './commands/state.ts';
+import { register as registerValidate } from './commands/validate.ts';
+
+const program = new Command('auditlog-shipper')
+  .description('Polls cloud audit-log APIs and ships every event, once, to your log stores.')
+  .version(VERSION)
+  .showHelpAfterError();
+
+for (const register of [registerRun, registerValidate, registerSimulate, registerState]) register(program);
+
+await program.parseAsync(process.argv);

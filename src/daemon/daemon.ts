@@ -1,0 +1,252 @@
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { redactUrl } from '../config/redact.ts';
+import type { ShipperConfig } from '../config/types.ts';
+import { ObservabilityServer } from '../observability/http-server.ts';
+import { Metrics } from '../observability/metrics.ts';
+import { Committer } from '../pipeline/commit.ts';
+import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
+import { RedisKeys } from '../pipeline/keys.ts';
+import { LeaderLock } from '../pipeline/leader.ts';
+import { LeaseManager } from '../pipeline/lease.ts';
+import { OutboxMonitor } from '../pipeline/outbox.ts';
+import { POLL_QUEUE, type PollJobData } from '../pipeline/poll-queue.ts';
+import { PollWorker } from '../pipeline/poll-worker.ts';
+import { Poller } from '../pipeline/poller.ts';
+import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
+import { ScopeStateStore } from '../pipeline/scope-state.ts';
+import { sinkModules } from '../sinks/registry.ts';
+import type { Sink } from '../sinks/sink.ts';
+import { sourceModules } from '../sources/registry.ts';
+import type { Source } from '../sources/source.ts';
+import { checkRedisServer, connectRedis, duplicateRedis } from './redis.ts';
+import { RedisServerProcess } from './redis-server.ts';
+
+export interface DaemonOptions {
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+}
+
+/**
+ * Wires one process: Redis, sinks and their delivery workers, sources, the poll worker and (when this
+ * process leads) the schedule reconciler, plus the metrics/health server. `stop` tears it down in the
+ * order that loses nothing: stop polling, finish deliveries, close sinks, then Redis.
+ */
+export class Daemon {
+  readonly config: ShipperConfig;
+  readonly metrics: Metrics;
+  readonly #log: Logger;
+  readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
+  #pollWorker: PollWorker | undefined;
+  #deliveryWorkers: DeliveryWorker[] = [];
+  #reconciler: ScheduleReconciler | undefined;
+  #metricsPort: number | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(config: ShipperConfig, options: DaemonOptions) {
+    this.config = config;
+    this.#log = options.log;
+    this.metrics = options.metrics ?? new Metrics({ processMetrics: true });
+  }
+
+  static async start(config: ShipperConfig, options: DaemonOptions): Promise<Daemon> {
+    const daemon = new Daemon(config, options);
+    try {
+      await daemon.#start();
+    } catch (error) {
+      await daemon.#teardown(5_000);
+      throw error;
+    }
+    return daemon;
+  }
+
+  /** Port of the metrics/health server, once listening. */
+  get metricsPort(): number | undefined {
+    return this.#metricsPort;
+  }
+
+  async #start(): Promise<void> {
+    const { daemon: settings } = this.config;
+    const log = this.#log;
+
+    const redisUrl = await this.#redisUrl();
+    const redis = await connectRedis(redisUrl, 'main', log);
+    this.#closers.push({
+      name: 'redis',
+      close: async () => void (await redis.quit().catch(() => undefined)),
+    });
+    await checkRedisServer(redis, log);
+    const keys = new RedisKeys(settings.redis.prefix);
+    const outbox = new OutboxMonitor(redis, keys);
+    const state = new ScopeStateStore(redis, keys);
+
+    const sinks = await this.#startSinks();
+    for (const sink of sinks) await outbox.ensureGroup(sink.name);
+
+    const sources = new Map<string, Source>();
+    for (const provider of this.config.providers) {
+      const module = sourceModules.get(provider.type);
+      if (!module) throw new Error(`unknown provider type "${provider.type}"`);
+      sources.set(
+        provider.name,
+        module.create(provider, {
+          log: log.child({ provider: provider.name }),
+          instanceId: settings.instanceId,
+          onRequest: (sample) => {
+            this.metrics.providerRequests.inc({
+              provider: sample.provider,
+              api: sample.api,
+              status: sample.status,
+            });
+            this.metrics.providerRequestSeconds.observe(
+              { provider: sample.provider, api: sample.api },
+              sample.seconds,
+            );
+          },
+        }),
+      );
+    }
+    this.#closers.push({
+      name: 'sources',
+      close: async () => void (await Promise.allSettled([...sources.values()].map((s) => s.close()))),
+    });
+
+    for (const sink of sinks) {
+      const worker = new DeliveryWorker({
+        sink,
+        redis: duplicateRedis(redis, `delivery:${sink.name}`, log),
+        keys,
+        instanceId: settings.instanceId,
+        batchSize: settings.delivery.batchSize,
+        retry: { initialMs: settings.delivery.retryInitialMs, maxMs: settings.delivery.retryMaxMs },
+        consumerTimeoutMs: settings.delivery.consumerTimeoutMs,
+        metrics: this.metrics,
+        log: log.child({ sink: sink.name }),
+      });
+      await worker.start();
+      this.#deliveryWorkers.push(worker);
+    }
+
+    const scopes = new Map(this.config.scopes.map((s) => [s.key, s]));
+    const poller = new Poller({
+      sources,
+      leases: new LeaseManager(redis, keys),
+      committer: new Committer(redis, keys),
+      outbox,
+      state,
+      metrics: this.metrics,
+      log,
+      leaseTtlMs: settings.poll.leaseTtlMs,
+      outboxMaxLength: settings.outbox.maxLength,
+    });
+    // BullMQ leaves connections it was given open on close(); these are closed here, after it.
+    const bullConnection = duplicateRedis(redis, 'poll-worker', log);
+    const queueConnection = duplicateRedis(redis, 'scheduler', log);
+    this.#closers.push({
+      name: 'bullmq connections',
+      close: async () => {
+        bullConnection.disconnect();
+        queueConnection.disconnect();
+      },
+    });
+    this.#pollWorker = new PollWorker({
+      connection: bullConnection,
+      prefix: settings.redis.prefix,
+      concurrency: settings.poll.concurrency,
+      poller,
+      scopes: () => scopes,
+      log,
+    });
+    this.#pollWorker.start();
+
+    const queue = new Queue<PollJobData>(POLL_QUEUE, {
+      connection: queueConnection,
+      prefix: settings.redis.prefix,
+    });
+    this.#closers.push({ name: 'queue', close: () => queue.close() });
+    // Schedules are re-checked about once per shortest interval (5s to 60s): often enough to repair a
+    // broken chain of jobs within a few polls, rarely enough to stay cheap with thousands of scopes.
+    const shortestInterval = Math.min(...this.config.scopes.map((s) => s.intervalMs));
+    this.#reconciler = new ScheduleReconciler(
+      queue,
+      new LeaderLock(redis, keys.leader(), settings.instanceId, LEADER_TTL_MS),
+      log,
+      Math.min(60_000, Math.max(5_000, shortestInterval)),
+    );
+    this.#reconciler.setScopes(this.config.scopes);
+    this.#reconciler.start();
+
+    if (settings.metrics.port !== 0) {
+      const server = new ObservabilityServer(this.metrics.registry, [
+        { name: 'redis', check: async () => ((await redis.ping()) === 'PONG' ? undefined : 'no PONG') },
+        { name: 'workers', check: async () => (this.#stopping ? 'shutting down' : undefined) },
+      ]);
+      this.#metricsPort = await server.listen(settings.metrics.host, settings.metrics.port);
+      this.#closers.push({ name: 'metrics server', close: () => server.close() });
+    }
+
+    log.info(
+      {
+        config: this.config.origin,
+        redis: redactUrl(redisUrl),
+        scopes: this.config.scopes.length,
+        sinks: sinks.map((s) => s.name),
+        metricsPort: this.#metricsPort,
+      },
+      `auditlog-shipper running: ${this.config.scopes.length} scopes, ${sinks.length} sinks`,
+    );
+  }
+
+  async #redisUrl(): Promise<string> {
+    const { redis, dataDir } = this.config.daemon;
+    if (redis.url !== '') return redis.url;
+    const server = new RedisServerProcess({ dir: join(dataDir, 'redis') });
+    const adopted = await server.start();
+    this.#log.info(
+      { dir: server.dir, port: server.port, adopted },
+      `${adopted ? 'reusing the' : 'started an'} embedded redis-server (AOF on) in ${server.dir}`,
+    );
+    this.#closers.push({ name: 'embedded redis', close: () => server.stop() });
+    return server.url;
+  }
+
+  async #startSinks(): Promise<Sink[]> {
+    const sinks: Sink[] = [];
+    for (const instance of this.config.sinks) {
+      const module = sinkModules.get(instance.type);
+      if (!module) throw new Error(`unknown sink type "${instance.type}"`);
+      const sink = module.create(instance, {
+        log: this.#log.child({ sink: instance.name }),
+        instanceId: this.config.daemon.instanceId,
+      });
+      await sink.start();
+      sinks.push(sink);
+      this.#closers.push({ name: `sink ${sink.name}`, close: () => sink.close() });
+    }
+    return sinks;
+  }
+
+  /** Graceful shutdown within `shutdownTimeoutMs`; safe to call more than once. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#teardown(this.config.daemon.shutdownTimeoutMs);
+    return this.#stopping;
+  }
+
+  async #teardown(deadlineMs: number): Promise<void> {
+    const started = Date.now();
+    const remaining = (): number => Math.max(1_000, deadlineMs - (Date.now() - started));
+    this.#log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
+    await this.#reconciler?.stop();
+    await this.#pollWorker?.stop(Math.floor(remaining() * 0.6));
+    await Promise.all(this.#deliveryWorkers.map((w) => w.stop(remaining())));
+    for (const closer of this.#closers.reverse()) {
+      try {
+        await closer.close();
+      } catch (error) {
+        this.#log.warn({ err: error }, `closing ${closer.name} failed`);
+      }
+    }
+    this.#log.info({ ms: Date.now() - started }, 'shutdown complete');
+  }
+}

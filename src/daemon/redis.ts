@@ -1,0 +1,69 @@
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { redactUrl } from '../config/redact.ts';
+
+/**
+ * A connection for one role. `maxRetriesPerRequest: null` keeps commands queued while Redis restarts
+ * instead of failing them (BullMQ requires it for workers, and the pipeline wants the same patience).
+ */
+export async function connectRedis(url: string, role: string, log: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: null,
+    connectionName: `auditlog-shipper:${role}`,
+    retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** attempt),
+  });
+  redis.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`cannot connect to Redis at ${redactUrl(url)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return redis;
+}
+
+/** Another connection to the same server (blocking reads, BullMQ), with its errors handled like the first. */
+export function duplicateRedis(redis: Redis, role: string, log: Logger): Redis {
+  const copy = redis.duplicate({ connectionName: `auditlog-shipper:${role}` });
+  copy.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
+  return copy;
+}
+
+/**
+ * Refuses a Redis that could lose data without telling anyone: eviction would drop undelivered outbox
+ * entries and checkpoints. Warns when persistence is off. Managed services that forbid CONFIG get a
+ * warning instead of a refusal.
+ */
+export async function checkRedisServer(redis: Redis, log: Logger): Promise<void> {
+  const info = await redis.info('server');
+  const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+  if (version && (Number(version[1]) < 6 || (Number(version[1]) === 6 && Number(version[2]) < 2))) {
+    throw new Error(`Redis ${version[1]}.${version[2]} is too old: the shipper needs Redis 6.2 or newer`);
+  }
+  let policy: string | undefined;
+  let aof: string | undefined;
+  try {
+    policy = ((await redis.config('GET', 'maxmemory-policy')) as string[])[1];
+    aof = ((await redis.config('GET', 'appendonly')) as string[])[1];
+  } catch (error) {
+    log.warn(
+      { err: (error as Error).message },
+      'cannot read Redis CONFIG; make sure maxmemory-policy is noeviction and AOF persistence is on',
+    );
+    return;
+  }
+  if (policy !== undefined && policy !== 'noeviction') {
+    throw new Error(
+      `Redis maxmemory-policy is "${policy}": it could evict undelivered events and checkpoints. ` +
+        'Set "maxmemory-policy noeviction" (the only safe setting for the shipper and BullMQ).',
+    );
+  }
+  if (aof === 'no') {
+    log.warn(
+      'Redis runs without AOF (appendonly no): a Redis restart can lose recent checkpoints and undelivered events',
+    );
+  }
+}

@@ -1,0 +1,80 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface ReadinessCheck {
+  readonly name: string;
+  /** Resolves with a problem description, or undefined when healthy. */
+  readonly check: () => Promise<string | undefined>;
+}
+
+/**
+ * `/metrics` for Prometheus, `/healthz` (the process answers: liveness) and `/readyz` (Redis reachable,
+ * config loaded, workers running: readiness). Kept apart from any data path so a stuck sink never makes
+ * the pod look dead, only not ready.
+ */
+export class ObservabilityServer {
+  readonly #server: Server;
+  readonly #registry: Registry;
+  readonly #checks: readonly ReadinessCheck[];
+
+  constructor(registry: Registry, checks: readonly ReadinessCheck[]) {
+    this.#registry = registry;
+    this.#checks = checks;
+    this.#server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405).end();
+        return;
+      }
+      if (path === '/metrics') {
+        this.#registry.metrics().then(
+          (body) => res.writeHead(200, { 'content-type': this.#registry.contentType }).end(body),
+          (error: unknown) => res.writeHead(500).end(String(error)),
+        );
+      } else if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      } else if (path === '/readyz') {
+        this.#readiness().then((problems) => {
+          const ready = Object.keys(problems).length === 0;
+          res
+            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(`${JSON.stringify({ ready, problems })}\n`);
+        });
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+  }
+
+  async #readiness(): Promise<Record<string, string>> {
+    const problems: Record<string, string> = {};
+    await Promise.all(
+      this.#checks.map(async ({ name, check }) => {
+        try {
+          const problem = await check();
+          if (problem !== undefined) problems[name] = problem;
+        } catch (error) {
+          problems[name] = error instanceof Error ? error.message : String(error);
+        }
+      }),
+    );
+    return problems;
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

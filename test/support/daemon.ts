@@ -1,0 +1,117 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+export interface ScenarioConfig {
+  readonly dir: string;
+  readonly redisUrl: string;
+  readonly simUrl: string;
+  readonly projects: readonly string[];
+  readonly sinkPath?: string;
+  readonly interval?: string;
+  readonly overlap?: string;
+  readonly settleLag?: string;
+  readonly lookback?: string;
+  readonly leaseTtl?: string;
+  readonly retry?: { attempts: number; initialBackoff: string; maxBackoff: string };
+  readonly extraDaemon?: string;
+}
+
+/** A config file for a test scenario: fast intervals, the simulator as provider, one file sink. */
+export async function writeScenarioConfig(c: ScenarioConfig): Promise<string> {
+  const retry = c.retry ?? { attempts: 4, initialBackoff: '50ms', maxBackoff: '400ms' };
+  const text = `daemon:
+  dataDir: ${c.dir}
+  redis:
+    url: ${c.redisUrl}
+  log: { level: debug }
+  metrics: { port: 0 }
+  poll: { concurrency: 4, leaseTtl: ${c.leaseTtl ?? '5s'}, interval: ${c.interval ?? '1s'} }
+  delivery: { batchSize: 200, retryInitial: 50ms, retryMax: 1s, consumerTimeout: 1500ms }
+  shutdownTimeout: 10s
+${c.extraDaemon ?? ''}
+providers:
+  - name: sim
+    type: stackit
+    auditLogUrl: "\${SIM_URL}"
+    auth: { token: "\${SIM_TOKEN}" }
+    overlap: ${c.overlap ?? '20s'}
+    settleLag: ${c.settleLag ?? '1s'}
+    lookback: ${c.lookback ?? '10m'}
+    requestTimeout: 5s
+    retry: { attempts: ${retry.attempts}, initialBackoff: ${retry.initialBackoff}, maxBackoff: ${retry.maxBackoff} }
+scopes:
+${c.projects.map((id) => `  - { provider: sim, project: ${id} }`).join('\n')}
+sinks:
+  - name: archive
+    type: file
+    path: ${c.sinkPath ?? join(c.dir, 'events.ndjson')}
+`;
+  const path = join(c.dir, `config-${Math.random().toString(36).slice(2, 8)}.yaml`);
+  await writeFile(path, text);
+  return path;
+}
+
+export interface DaemonProcess {
+  readonly child: ChildProcess;
+  readonly logPath: string;
+  /** Resolves with the exit code (or the signal name). */
+  readonly exited: Promise<number | string>;
+  kill(signal: NodeJS.Signals): void;
+  logLines(): Promise<Array<Record<string, unknown>>>;
+}
+
+let counter = 0;
+
+/** `auditlog-shipper run -c <config>` as a child process, its JSON logs kept in a file. */
+export function startDaemon(configPath: string, env: Record<string, string>, dir: string): DaemonProcess {
+  const logPath = join(dir, `daemon-${++counter}.log`);
+  const log = createWriteStream(logPath);
+  const child = spawn(process.execPath, [MAIN, 'run', '-c', configPath], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => {
+      setTimeout(() => log.end(), 50);
+      resolve(code ?? signal ?? 'unknown');
+    });
+  });
+  return {
+    child,
+    logPath,
+    exited,
+    kill: (signal) => child.kill(signal),
+    async logLines() {
+      const text = await readFile(logPath, 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => {
+          try {
+            return JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            return { unparsable: line };
+          }
+        });
+    },
+  };
+}
+
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  intervalMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

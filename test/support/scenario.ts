@@ -1,0 +1,112 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  makeScopeIds,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+  type TruthEvent,
+} from '../../src/simulator/index.ts';
+import { type DaemonProcess, type ScenarioConfig, startDaemon, writeScenarioConfig } from './daemon.ts';
+import { startTestRedis, type TestRedis } from './redis.ts';
+
+export interface Scenario {
+  readonly dir: string;
+  readonly redis: TestRedis;
+  readonly sim: Simulator;
+  readonly projects: readonly string[];
+  readonly trafficStartMs: number;
+  /** Writes a config for this scenario (overrides merged in). */
+  config(overrides?: Partial<ScenarioConfig>): Promise<string>;
+  daemon(configPath: string, env?: Record<string, string>): DaemonProcess;
+  /** Every event the simulator made visible in the traffic window, across all projects. */
+  truth(): TruthEvent[];
+  /** What Redis holds about each scope and the queues, for a failing test's message. */
+  diagnose(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface ScenarioOptions {
+  readonly projects: number;
+  readonly eventsPerMinute: number;
+  /** Traffic starts this long before now (inside the daemon's lookback, so the oracle is exact). */
+  readonly historyMs: number;
+  readonly seed?: number;
+  readonly sim?: Omit<SimulatorOptions, 'stackit' | 'seed'>;
+  readonly delay?: { minMs: number; maxMs: number; lateFraction: number; lateMaxMs: number };
+}
+
+/** A real Redis, the simulator with traffic that started `historyMs` ago, and a temp directory. */
+export async function startScenario(options: ScenarioOptions): Promise<Scenario> {
+  const dir = await mkdtemp(join(tmpdir(), 'auditlog-e2e-'));
+  const redis = await startTestRedis();
+  const seed = options.seed ?? Math.floor(Math.random() * 1e9);
+  const projects = makeScopeIds(seed, options.projects);
+  const trafficStartMs = Date.now() - options.historyMs;
+  const sim = await startSimulator({
+    ...options.sim,
+    seed,
+    stackit: {
+      scopes: projects.map((id) => ({
+        kind: 'project' as const,
+        id,
+        eventsPerMinute: options.eventsPerMinute,
+      })),
+      delay: options.delay ?? { minMs: 200, maxMs: 2_000, lateFraction: 0.1, lateMaxMs: 8_000 },
+      trafficStartMs,
+    },
+  });
+  const daemons: DaemonProcess[] = [];
+  return {
+    dir,
+    redis,
+    sim,
+    projects,
+    trafficStartMs,
+    config: (overrides = {}) =>
+      writeScenarioConfig({ dir, redisUrl: redis.url, simUrl: sim.url, projects, ...overrides }),
+    daemon(configPath, env = {}) {
+      const d = startDaemon(configPath, { SIM_URL: sim.url, SIM_TOKEN: sim.token, ...env }, dir);
+      daemons.push(d);
+      return d;
+    },
+    truth: () =>
+      projects.flatMap((id) =>
+        sim.truth.events({
+          scope: { kind: 'project', id },
+          fromMs: trafficStartMs,
+          visibleBy: sim.clock.simNow(),
+        }),
+      ),
+    async diagnose() {
+      const r = redis.client;
+      const out: string[] = [];
+      for (const id of projects) {
+        const key = `{auditlog}:scope:stackit:project:${id}`;
+        out.push(
+          `${id}: checkpoint ${JSON.stringify(await r.hgetall(`${key}:checkpoint`))} status ${JSON.stringify(await r.hgetall(`${key}:status`))} lease ${await r.get(`${key}:lease`)} pttl ${await r.pttl(`${key}:lease`)}`,
+        );
+      }
+      const q = '{auditlog}:poll';
+      out.push(`schedulers ${JSON.stringify(await r.zrange(`${q}:repeat`, '0', '-1', 'WITHSCORES'))}`);
+      out.push(`delayed ${JSON.stringify(await r.zrange(`${q}:delayed`, '0', '-1'))}`);
+      out.push(
+        `wait ${JSON.stringify(await r.lrange(`${q}:wait`, 0, -1))} active ${JSON.stringify(await r.lrange(`${q}:active`, 0, -1))}`,
+      );
+      out.push(`failed ${JSON.stringify(await r.zrange(`${q}:failed`, '0', '-1'))}`);
+      out.push(
+        `outbox ${await r.xlen('{auditlog}:outbox:archive')} dlq ${await r.xlen('{auditlog}:dlq:archive').catch(() => 0)}`,
+      );
+      out.push(`time ${Date.now()}`);
+      return out.join('\n');
+    },
+    async close() {
+      for (const d of daemons) d.kill('SIGKILL');
+      await Promise.all(daemons.map((d) => d.exited));
+      await sim.close();
+      await redis.stop();
+      if (!process.env.KEEP_E2E) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
