@@ -108,8 +108,12 @@ export class ScheduleReconciler {
         { every, offset },
         { name: 'poll', data: { scope: scope.key }, opts: { removeOnComplete: true, removeOnFail: 1000 } },
       );
-      if (!current) added++;
-      else if (unchanged) repaired++;
+      if (!current) {
+        // The scheduler's first run waits for the scope's phase, up to a whole interval; a scope new
+        // to the config is polled once right away instead.
+        await this.#queue.add('poll', { scope: scope.key }, { removeOnComplete: true, removeOnFail: 1000 });
+        added++;
+      } else if (unchanged) repaired++;
       else updated++;
     }
     let removed = 0;

@@ -115,16 +115,16 @@ export class ScopeStateStore {
     return removed > 0;
   }
 
-  /** Scope keys that have state in Redis (also scopes no longer in the config). */
+  /** Scope keys that have any state in Redis (also scopes no longer in the config, or just reset). */
   async knownScopes(): Promise<string[]> {
-    const pattern = `${this.#keys.checkpoint('*')}`;
+    const prefix = `${this.#keys.prefix}:scope:`;
     const found = new Set<string>();
     let cursor = '0';
     do {
-      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
       cursor = next;
-      for (const key of keys)
-        found.add(key.slice(`${this.#keys.prefix}:scope:`.length, -':checkpoint'.length));
+      // `<prefix>:scope:<scope key>:<checkpoint|seen|lease|status>`
+      for (const key of keys) found.add(key.slice(prefix.length, key.lastIndexOf(':')));
     } while (cursor !== '0');
     return [...found].sort();
   }

@@ -81,6 +81,13 @@ describe('ScheduleReconciler', () => {
     // Each scheduler has its next poll job waiting; the removed scope has none left.
     const delayed = await queue.getDelayed();
     expect(delayed.map((j) => j.data.scope).sort()).toEqual(['stackit:project:a', 'stackit:project:c']);
+    // Scopes new to the config were also queued for a poll right away, once.
+    const waiting = await queue.getWaiting();
+    expect(waiting.map((j) => j.data.scope).sort()).toEqual([
+      'stackit:project:a',
+      'stackit:project:b',
+      'stackit:project:c',
+    ]);
   });
 
   it('reconciles only while leading', async () => {
