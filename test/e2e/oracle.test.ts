@@ -51,5 +51,9 @@ describe('end to end, judged by the simulator’s ground truth', () => {
 
     daemon.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
+    // The bearer token was used on every request and must appear in no log line.
+    const log = (await daemon.logLines()).map((l) => JSON.stringify(l)).join('\n');
+    expect(log).toContain('shutdown complete');
+    expect(log).not.toContain(s.sim.token);
   }, 90_000);
 });

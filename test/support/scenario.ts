@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     ...options.sim,
     seed,
     stackit: {
+      token: `tok-${randomBytes(12).toString('hex')}`,
       scopes: projects.map((id) => ({
         kind: 'project' as const,
         id,
