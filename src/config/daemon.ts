@@ -7,6 +7,7 @@ import { type Env, interpolateEnv } from './fields.ts';
 import { redactUrl } from './redact.ts';
 import { didYouMean } from './suggest.ts';
 import type { DaemonSettings, LogLevel } from './types.ts';
+import { isPlainObject, kindOf } from './values.ts';
 import type { Position } from './yaml-source.ts';
 
 /**
@@ -378,22 +379,6 @@ export interface DaemonResult {
   readonly settings?: DaemonSettings;
   readonly issues: ConfigIssue[];
   readonly warnings: string[];
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return (
-    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
-  );
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (isPlainObject(value)) return 'a mapping';
-  if (typeof value === 'number') return 'a number';
-  if (typeof value === 'boolean') return 'true/false';
-  if (typeof value === 'string') return 'a string';
-  return 'an unsupported value';
 }
 
 function leafAt(path: readonly string[]): DaemonLeaf | undefined {

@@ -26,6 +26,7 @@ import {
 import { type Env, withEnv } from './fields.ts';
 import { closest, didYouMean } from './suggest.ts';
 import type { ScopeSpec, ShipperConfig } from './types.ts';
+import { isPlainObject, kindOf } from './values.ts';
 import { parseYaml, type YamlSource } from './yaml-source.ts';
 
 /** A file to read, or text already in hand (tests, `--config -`), named by `origin` in messages. */
@@ -108,23 +109,6 @@ interface SinkDraft {
 interface Modules {
   readonly sources: ReadonlyMap<string, AnySourceModule>;
   readonly sinks: ReadonlyMap<string, AnySinkModule>;
-}
-
-function isPlainObject(value: unknown): value is Entry {
-  return (
-    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
-  );
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return 'nothing';
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'a list';
-  if (isPlainObject(value)) return 'a mapping';
-  if (typeof value === 'number') return 'a number';
-  if (typeof value === 'boolean') return 'true/false';
-  if (typeof value === 'string') return 'a string';
-  return 'an unsupported value';
 }
 
 function plural(count: number, one: string, many = `${one}s`): string {

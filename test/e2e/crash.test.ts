@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../support/daemon.ts';
-import { judge, readSinkFiles, summary } from '../support/oracle.ts';
+import { readSinkFiles, summary } from '../support/oracle.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
 let scenario: Scenario | undefined;
@@ -82,21 +82,7 @@ describe('crash safety', () => {
     const survivor = s.daemon(config);
     await new Promise((r) => setTimeout(r, 2_000));
     s.sim.stopTraffic();
-    let verdict = judge(s.truth(), await readSinkFiles([sinkFile]));
-    await waitFor(
-      `every event delivered after ${KILLS} kills (${summary(verdict)})`,
-      async () => {
-        verdict = judge(s.truth(), await readSinkFiles([sinkFile]));
-        return verdict.missing.length === 0;
-      },
-      60_000,
-      500,
-    ).catch(async (error: Error) => {
-      throw new Error(`${error.message}\n${await s.diagnose()}`);
-    });
-    // Late arrivals of the last events still have to come in; look once more after they could have.
-    await new Promise((r) => setTimeout(r, 9_000));
-    verdict = judge(s.truth(), await readSinkFiles([sinkFile]));
+    const verdict = await s.settle(async () => [sinkFile], 60_000);
     console.log(`crash test after ${KILLS} kill -9: ${summary(verdict)}`);
     expect(verdict.expected).toBeGreaterThan(5_000);
     expect(verdict.missing).toEqual([]);

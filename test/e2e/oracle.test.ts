@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/daemon.ts';
-import { judge, readSinkFiles, summary } from '../support/oracle.ts';
+import { summary } from '../support/oracle.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
 let scenario: Scenario | undefined;
@@ -23,20 +22,7 @@ describe('end to end, judged by the simulator’s ground truth', () => {
     const daemon = s.daemon(await s.config());
     await new Promise((r) => setTimeout(r, 6_000));
     s.sim.stopTraffic();
-    const sinkFile = join(s.dir, 'events.ndjson');
-
-    // Everything generated is visible at most lateMaxMs after traffic stopped; the daemon then needs
-    // a poll past that point.
-    let verdict = judge(s.truth(), await readSinkFiles([sinkFile]));
-    await waitFor(
-      `all events in the sink (${summary(verdict)})`,
-      async () => {
-        verdict = judge(s.truth(), await readSinkFiles([sinkFile]));
-        return verdict.missing.length === 0 && Date.now() - s.trafficStartMs > 5 * 60_000 + 15_000;
-      },
-      45_000,
-      500,
-    );
+    const verdict = await s.settle(async () => [join(s.dir, 'events.ndjson')], 45_000);
     console.log(`oracle: ${summary(verdict)}; simulator answered ${JSON.stringify(s.sim.stats().byStatus)}`);
     expect(verdict.expected).toBeGreaterThan(2_000);
     expect(verdict.missing).toEqual([]);

@@ -1,8 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitFor } from '../support/daemon.ts';
-import { judge, readSinkFiles, summary } from '../support/oracle.ts';
+import { summary } from '../support/oracle.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
 let scenario: Scenario | undefined;
@@ -54,18 +53,7 @@ describe('two daemons against one Redis', () => {
 
     const files = async (): Promise<string[]> =>
       (await readdir(s.dir)).filter((f) => f.startsWith('events-')).map((f) => join(s.dir, f));
-    let verdict = judge(s.truth(), await readSinkFiles(await files()));
-    await waitFor(
-      `all events delivered by the two replicas (${summary(verdict)})`,
-      async () => {
-        verdict = judge(s.truth(), await readSinkFiles(await files()));
-        return verdict.missing.length === 0;
-      },
-      45_000,
-      500,
-    );
-    await new Promise((r) => setTimeout(r, 9_000)); // the last late arrivals
-    verdict = judge(s.truth(), await readSinkFiles(await files()));
+    const verdict = await s.settle(files, 45_000);
     a.kill('SIGTERM');
     b.kill('SIGTERM');
     expect([await a.exited, await b.exited]).toEqual([0, 0]);

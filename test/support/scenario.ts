@@ -9,7 +9,14 @@ import {
   startSimulator,
   type TruthEvent,
 } from '../../src/simulator/index.ts';
-import { type DaemonProcess, type ScenarioConfig, startDaemon, writeScenarioConfig } from './daemon.ts';
+import {
+  type DaemonProcess,
+  type ScenarioConfig,
+  startDaemon,
+  waitFor,
+  writeScenarioConfig,
+} from './daemon.ts';
+import { judge, readSinkFiles, summary, type Verdict } from './oracle.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
 export interface Scenario {
@@ -25,6 +32,11 @@ export interface Scenario {
   truth(): TruthEvent[];
   /** What Redis holds about each scope and the queues, for a failing test's message. */
   diagnose(): Promise<string>;
+  /**
+   * After traffic stopped: waits until the sink files hold every visible event, waits out the last
+   * late arrivals, and returns the final verdict (with Redis diagnostics in the error on a timeout).
+   */
+  settle(files: () => Promise<string[]>, timeoutMs: number): Promise<Verdict>;
   close(): Promise<void>;
 }
 
@@ -45,6 +57,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
   const seed = options.seed ?? Math.floor(Math.random() * 1e9);
   const projects = makeScopeIds(seed, options.projects);
   const trafficStartMs = Date.now() - options.historyMs;
+  const delay = options.delay ?? { minMs: 200, maxMs: 2_000, lateFraction: 0.1, lateMaxMs: 8_000 };
   const sim = await startSimulator({
     ...options.sim,
     seed,
@@ -55,12 +68,12 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         id,
         eventsPerMinute: options.eventsPerMinute,
       })),
-      delay: options.delay ?? { minMs: 200, maxMs: 2_000, lateFraction: 0.1, lateMaxMs: 8_000 },
+      delay,
       trafficStartMs,
     },
   });
   const daemons: DaemonProcess[] = [];
-  return {
+  const scenario: Scenario = {
     dir,
     redis,
     sim,
@@ -103,6 +116,23 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       out.push(`time ${Date.now()}`);
       return out.join('\n');
     },
+    async settle(files, timeoutMs) {
+      let verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+      await waitFor(
+        'every visible event in the sink',
+        async () => {
+          verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+          return verdict.missing.length === 0;
+        },
+        timeoutMs,
+        500,
+      ).catch(async (error: Error) => {
+        throw new Error(`${error.message}: ${summary(verdict)}\n${await scenario.diagnose()}`);
+      });
+      // Events made visible late (up to lateMaxMs after their time) need one more poll to arrive.
+      await new Promise((r) => setTimeout(r, delay.lateMaxMs + 1_500));
+      return judge(scenario.truth(), await readSinkFiles(await files()));
+    },
     async close() {
       for (const d of daemons) d.kill('SIGKILL');
       await Promise.all(daemons.map((d) => d.exited));
@@ -111,4 +141,5 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       if (!process.env.KEEP_E2E) await rm(dir, { recursive: true, force: true });
     },
   };
+  return scenario;
 }
