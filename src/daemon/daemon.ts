@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
 import type { ShipperConfig } from '../config/types.ts';
 import { ObservabilityServer } from '../observability/http-server.ts';
+import { throttledErrorLog } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { Committer } from '../pipeline/commit.ts';
 import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
@@ -164,6 +165,7 @@ export class Daemon {
       connection: queueConnection,
       prefix: settings.redis.prefix,
     });
+    queue.on('error', throttledErrorLog(log, 'poll scheduler queue error (Redis unreachable?)'));
     this.#closers.push({ name: 'queue', close: () => queue.close() });
     // Schedules are re-checked about once per shortest interval (5s to 60s): often enough to repair a
     // broken chain of jobs within a few polls, rarely enough to stay cheap with thousands of scopes.

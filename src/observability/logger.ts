@@ -43,3 +43,26 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ?? pino.destination({ fd: 2, sync: false }),
   );
 }
+
+/**
+ * Logs a recurring error at most once per `intervalMs`, with how many were held back. During a Redis
+ * outage every client retries several times a second; one line every few seconds says it all.
+ */
+export function throttledErrorLog(
+  log: Logger,
+  message: string,
+  intervalMs = 5_000,
+): (error: unknown) => void {
+  let lastMs = 0;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - lastMs < intervalMs) {
+      suppressed++;
+      return;
+    }
+    log.error({ err: error, suppressed }, message);
+    lastMs = now;
+    suppressed = 0;
+  };
+}

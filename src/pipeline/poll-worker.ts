@@ -2,6 +2,7 @@ import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ScopeSpec } from '../config/types.ts';
+import { throttledErrorLog } from '../observability/logger.ts';
 import { POLL_QUEUE, type PollJobData } from './poll-queue.ts';
 import type { Poller, PollResult } from './poller.ts';
 
@@ -39,7 +40,7 @@ export class PollWorker {
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 1000, age: 24 * 3600 },
     });
-    this.#worker.on('error', (error) => this.#o.log.error({ err: error }, 'poll worker error'));
+    this.#worker.on('error', throttledErrorLog(this.#o.log, 'poll worker error (Redis unreachable?)'));
   }
 
   async #process(job: Job<PollJobData>): Promise<Omit<PollResult, 'error'>> {

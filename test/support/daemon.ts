@@ -62,6 +62,8 @@ export interface DaemonProcess {
   readonly exited: Promise<number | string>;
   kill(signal: NodeJS.Signals): void;
   logLines(): Promise<Array<Record<string, unknown>>>;
+  /** Output lines that are not JSON log records (stray console output, stack traces). */
+  strayLines(): Promise<string[]>;
 }
 
 let counter = 0;
@@ -87,6 +89,10 @@ export function startDaemon(configPath: string, env: Record<string, string>, dir
     logPath,
     exited,
     kill: (signal) => child.kill(signal),
+    async strayLines() {
+      const text = await readFile(logPath, 'utf8').catch(() => '');
+      return text.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('{'));
+    },
     async logLines() {
       const text = await readFile(logPath, 'utf8').catch(() => '');
       return text

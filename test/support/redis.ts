@@ -21,6 +21,7 @@ export async function startTestRedis(args: readonly string[] = []): Promise<Test
   const clients: Redis[] = [];
   const connect = (): Redis => {
     const client = new Redis(server.url, { maxRetriesPerRequest: null });
+    client.on('error', () => undefined); // tests restart Redis on purpose
     clients.push(client);
     return client;
   };
