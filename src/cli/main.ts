@@ -4,6 +4,7 @@ import { VERSION } from '../version.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerState } from './commands/state.ts';
+import { register as registerStatus } from './commands/status.ts';
 import { register as registerValidate } from './commands/validate.ts';
 
 const program = new Command('auditlog-shipper')
@@ -11,6 +12,8 @@ const program = new Command('auditlog-shipper')
   .version(VERSION)
   .showHelpAfterError();
 
-for (const register of [registerRun, registerValidate, registerSimulate, registerState]) register(program);
+for (const register of [registerRun, registerValidate, registerSimulate, registerState, registerStatus]) {
+  register(program);
+}
 
 await program.parseAsync(process.argv);

@@ -37,7 +37,7 @@ interface LeafSchema {
 
 interface FormatSpec {
   /** What the file must hold before coercion: a string, a number (or `${VAR}`), or a duration string. */
-  readonly written: 'string' | 'number' | 'duration';
+  readonly written: 'string' | 'number' | 'duration' | 'boolean';
   /** Throws an Error whose message is shown to the operator. Must never include the value. */
   validate(value: unknown, schema: LeafSchema): void;
   /** Applied by convict to strings from the file and the environment. */
@@ -153,6 +153,15 @@ export const FORMATS = {
     coerce: coerceInteger,
     jsonSchema: integerSchema,
   },
+  [`${FORMAT_PREFIX}flag`]: {
+    written: 'boolean',
+    validate: (value) => {
+      if (typeof value !== 'boolean') fail('must be true or false');
+    },
+    coerce: (value) =>
+      value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value,
+    jsonSchema: () => ({ type: 'boolean' }),
+  },
   [`${FORMAT_PREFIX}duration`]: {
     written: 'duration',
     validate: (value, { min, max }) => {
@@ -188,7 +197,7 @@ export function formatSpec(name: string): FormatSpec | undefined {
 export interface DaemonLeaf {
   readonly doc: string;
   readonly format: FormatName;
-  readonly default: string | number;
+  readonly default: string | number | boolean;
   readonly env: string;
   readonly sensitive?: boolean;
   readonly min?: number;
@@ -259,6 +268,12 @@ export const daemonSchema = {
       format: f('port'),
       default: 9464,
       env: 'METRICS_PORT',
+    },
+    perScopeLabels: {
+      doc: 'Label per-scope metrics (checkpoint lag) with the scope; turn off for fleets of tens of thousands of scopes.',
+      format: f('flag'),
+      default: true,
+      env: 'METRICS_PER_SCOPE_LABELS',
     },
   },
   poll: {
@@ -358,7 +373,7 @@ interface DaemonValues {
   dataDir: string;
   redis: { url: string; prefix: string };
   log: { level: LogLevel };
-  metrics: { host: string; port: number };
+  metrics: { host: string; port: number; perScopeLabels: boolean };
   poll: { concurrency: number; leaseTtl: number; interval: number };
   outbox: { maxLength: number };
   delivery: { batchSize: number; retryInitial: number; retryMax: number; consumerTimeout: number };
@@ -592,7 +607,11 @@ function toSettings(values: DaemonValues): DaemonSettings {
     dataDir: values.dataDir,
     redis,
     log: { level: values.log.level },
-    metrics: { host: values.metrics.host, port: values.metrics.port },
+    metrics: {
+      host: values.metrics.host,
+      port: values.metrics.port,
+      perScopeLabels: values.metrics.perScopeLabels,
+    },
     poll: {
       concurrency: values.poll.concurrency,
       leaseTtlMs: values.poll.leaseTtl,

@@ -17,7 +17,13 @@ export interface DaemonSettings {
     readonly prefix: string;
   };
   readonly log: { readonly level: LogLevel };
-  readonly metrics: { readonly host: string /** 0 turns the HTTP server off. */; readonly port: number };
+  readonly metrics: {
+    readonly host: string;
+    /** 0 turns the HTTP server off. */
+    readonly port: number;
+    /** Per-scope labels on per-scope metrics; off for very large fleets. */
+    readonly perScopeLabels: boolean;
+  };
   readonly poll: {
     /** Poll jobs one process runs at once. */
     readonly concurrency: number;

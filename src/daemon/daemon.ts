@@ -6,6 +6,7 @@ import type { ShipperConfig } from '../config/types.ts';
 import { ObservabilityServer } from '../observability/http-server.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { registerStateMetrics } from '../observability/state-metrics.ts';
 import { Committer } from '../pipeline/commit.ts';
 import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
 import { RedisKeys } from '../pipeline/keys.ts';
@@ -48,7 +49,9 @@ export class Daemon {
   private constructor(config: ShipperConfig, options: DaemonOptions) {
     this.config = config;
     this.#log = options.log;
-    this.metrics = options.metrics ?? new Metrics({ processMetrics: true });
+    this.metrics =
+      options.metrics ??
+      new Metrics({ processMetrics: true, perScope: config.daemon.metrics.perScopeLabels });
   }
 
   static async start(config: ShipperConfig, options: DaemonOptions): Promise<Daemon> {
@@ -179,8 +182,18 @@ export class Daemon {
     this.#reconciler.setScopes(this.config.scopes);
     this.#reconciler.start();
 
+    registerStateMetrics({
+      redis,
+      keys,
+      outbox,
+      metrics: this.metrics,
+      scopes: () => this.config.scopes,
+      sinks: () => sinks.map((s) => s.name),
+      queues: [queue],
+    });
+
     if (settings.metrics.port !== 0) {
-      const server = new ObservabilityServer(this.metrics.registry, [
+      const server = new ObservabilityServer(this.metrics, [
         { name: 'redis', check: async () => ((await redis.ping()) === 'PONG' ? undefined : 'no PONG') },
         { name: 'workers', check: async () => (this.#stopping ? 'shutting down' : undefined) },
       ]);

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { Metrics } from './metrics.ts';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -15,11 +15,11 @@ export interface ReadinessCheck {
  */
 export class ObservabilityServer {
   readonly #server: Server;
-  readonly #registry: Registry;
+  readonly #metrics: Metrics;
   readonly #checks: readonly ReadinessCheck[];
 
-  constructor(registry: Registry, checks: readonly ReadinessCheck[]) {
-    this.#registry = registry;
+  constructor(metrics: Metrics, checks: readonly ReadinessCheck[]) {
+    this.#metrics = metrics;
     this.#checks = checks;
     this.#server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
@@ -28,8 +28,8 @@ export class ObservabilityServer {
         return;
       }
       if (path === '/metrics') {
-        this.#registry.metrics().then(
-          (body) => res.writeHead(200, { 'content-type': this.#registry.contentType }).end(body),
+        this.#metrics.scrape().then(
+          (body) => res.writeHead(200, { 'content-type': this.#metrics.registry.contentType }).end(body),
           (error: unknown) => res.writeHead(500).end(String(error)),
         );
       } else if (path === '/healthz') {

@@ -87,8 +87,49 @@ export class Metrics {
 
   readonly checkpointLagSeconds = new Gauge({
     name: `${PREFIX}checkpoint_lag_seconds`,
-    help: 'Now minus the scope high-water mark after its last commit.',
+    help: 'Now minus the scope high-water mark, read from Redis at scrape time (the same on every replica). With per-scope labels off: the largest lag of the provider\'s scopes, scope="".',
     labelNames: ['provider', 'scope'] as const,
+    registers: [this.registry],
+  });
+
+  readonly scopeFailures = new Gauge({
+    name: `${PREFIX}scope_consecutive_failures`,
+    help: 'Polls of the scope that failed in a row (0 after a successful poll). With per-scope labels off: scopes currently failing per provider, scope="".',
+    labelNames: ['provider', 'scope'] as const,
+    registers: [this.registry],
+  });
+
+  readonly outboxLength = new Gauge({
+    name: `${PREFIX}outbox_length`,
+    help: 'Events waiting for a sink (not yet acknowledged).',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly outboxOldestAgeSeconds = new Gauge({
+    name: `${PREFIX}outbox_oldest_age_seconds`,
+    help: 'Age of the oldest event waiting for a sink; 0 when its outbox is empty.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly deadLetterLength = new Gauge({
+    name: `${PREFIX}dead_letter_length`,
+    help: 'Events a sink rejected for good, kept in its dead-letter stream until redriven.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly queueJobs = new Gauge({
+    name: `${PREFIX}queue_jobs`,
+    help: 'BullMQ jobs by queue and state.',
+    labelNames: ['queue', 'state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly stateReadErrors = new Counter({
+    name: `${PREFIX}metrics_state_read_errors_total`,
+    help: 'Scrapes that could not read scope, outbox or queue state from Redis (those gauges keep their last values).',
     registers: [this.registry],
   });
 
@@ -129,11 +170,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  /** Per-scope label on the lag gauge; off for fleets with tens of thousands of scopes. */
+  /** Per-scope labels on per-scope gauges; off for fleets with tens of thousands of scopes. */
   readonly perScope: boolean;
+  readonly #beforeScrape: Array<() => Promise<void>> = [];
 
   constructor(options: { perScope?: boolean; processMetrics?: boolean } = {}) {
     this.perScope = options.perScope ?? true;
     if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  /** Registers work that refreshes gauges from shared state (Redis) right before each scrape. */
+  beforeScrape(refresh: () => Promise<void>): void {
+    this.#beforeScrape.push(refresh);
+  }
+
+  /** The exposition text, after refreshing state gauges; a failed refresh is counted, not fatal. */
+  async scrape(): Promise<string> {
+    const results = await Promise.allSettled(this.#beforeScrape.map((refresh) => refresh()));
+    for (const result of results) if (result.status === 'rejected') this.stateReadErrors.inc();
+    return this.registry.metrics();
   }
 }

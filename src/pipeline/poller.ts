@@ -144,12 +144,6 @@ export class Poller {
           Math.max(0, (seenAtMs - event.timeMs) / 1000),
         );
       }
-      if (page.checkpoint.watermarkMs !== undefined) {
-        metrics.checkpointLagSeconds.set(
-          { provider: scope.providerType, scope: metrics.perScope ? scope.key : '' },
-          Math.max(0, (seenAtMs - page.checkpoint.watermarkMs) / 1000),
-        );
-      }
       if (result.longestOutbox >= this.#deps.outboxMaxLength) {
         const full = await this.#deps.outbox.fullestOver(scope.sinks, this.#deps.outboxMaxLength);
         if (full) {

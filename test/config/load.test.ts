@@ -26,7 +26,7 @@ describe('valid configs', () => {
         dataDir: './data',
         redis: { url: '', prefix: '{auditlog}' },
         log: { level: 'info' },
-        metrics: { host: '0.0.0.0', port: 9464 },
+        metrics: { host: '0.0.0.0', port: 9464, perScopeLabels: true },
         poll: { concurrency: 8, leaseTtlMs: 30_000, intervalMs: 60_000 },
         outbox: { maxLength: 100_000 },
         delivery: { batchSize: 500, retryInitialMs: 1_000, retryMaxMs: 300_000, consumerTimeoutMs: 30_000 },
@@ -59,7 +59,7 @@ describe('valid configs', () => {
         dataDir: /var/lib/shipper
         redis: { url: "redis://redis:6379/2", prefix: "{prod}:" }
         log: { level: debug }
-        metrics: { host: 127.0.0.1, port: 0 }
+        metrics: { host: 127.0.0.1, port: 0, perScopeLabels: false }
         poll: { concurrency: 4, leaseTtl: 2m, interval: 5m }
         outbox: { maxLength: 5000 }
         delivery: { batchSize: 100, retryInitial: 250ms, retryMax: 1h30m, consumerTimeout: 45s }
@@ -95,7 +95,7 @@ describe('valid configs', () => {
       dataDir: '/var/lib/shipper',
       redis: { url: 'redis://redis:6379/2', prefix: '{prod}:' },
       log: { level: 'debug' },
-      metrics: { host: '127.0.0.1', port: 0 },
+      metrics: { host: '127.0.0.1', port: 0, perScopeLabels: false },
       poll: { concurrency: 4, leaseTtlMs: 120_000, intervalMs: 300_000 },
       outbox: { maxLength: 5_000 },
       delivery: { batchSize: 100, retryInitialMs: 250, retryMaxMs: 5_400_000, consumerTimeoutMs: 45_000 },
