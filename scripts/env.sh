@@ -24,16 +24,19 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm install --no-audit --no-fund
 fi
 
-# redis-server: state, queues and the embedded default all need it.
-if ! command -v redis-server >/dev/null 2>&1; then
+# Debian packages the shipper or its tests run: installed with apt-get when missing and run as root.
+ensure_apt_package() { # <command> <package> <why>
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing redis-server with apt-get"
+    say "installing $2 with apt-get ($3)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends redis-server >/dev/null 2>&1 ||
-      { apt-get update >/dev/null && apt-get install -y --no-install-recommends redis-server >/dev/null; }
+    apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 ||
+      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$2" >/dev/null; }
   else
-    echo "redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install -y redis-server;" >&2
-    echo "macOS: brew install redis), or run this script as root to have it installed for you." >&2
+    echo "$1 is not installed ($3). Install it (Debian/Ubuntu: sudo apt-get install -y $2;" >&2
+    echo "macOS: brew install $2), or run this script as root to have it installed for you." >&2
     exit 1
   fi
-fi
+}
+
+ensure_apt_package redis-server redis-server "state, queues and the embedded default need it"

@@ -1,0 +1,113 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { findExecutable, freePort } from '../../src/daemon/redis-server.ts';
+import { waitFor } from '../support/daemon.ts';
+import { type Scenario, startScenario } from '../support/scenario.ts';
+
+const root = new URL('../..', import.meta.url).pathname;
+const rulesDir = join(root, 'deploy/prometheus');
+const promtool = findExecutable('promtool');
+const prometheusBinary = findExecutable('prometheus');
+if (!promtool || !prometheusBinary) {
+  console.warn(
+    'SKIPPED: Prometheus tests need Debian\'s "prometheus" package (prometheus, promtool); scripts/test.sh installs it as root',
+  );
+}
+
+let scenario: Scenario | undefined;
+let prometheus: ChildProcess | undefined;
+afterEach(async () => {
+  prometheus?.kill('SIGTERM');
+  await scenario?.close();
+  scenario = undefined;
+});
+
+describe.skipIf(!promtool || !prometheusBinary)('Prometheus', () => {
+  it('the alert rules load and their unit tests pass (promtool)', () => {
+    const check = spawnSync(promtool as string, ['check', 'rules', 'alerts.yaml'], {
+      cwd: rulesDir,
+      encoding: 'utf8',
+    });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toContain('SUCCESS: 7 rules found');
+    const unit = spawnSync(promtool as string, ['test', 'rules', 'alerts.test.yaml'], {
+      cwd: rulesDir,
+      encoding: 'utf8',
+    });
+    expect(unit.status, unit.stdout + unit.stderr).toBe(0);
+  });
+
+  it('a real Prometheus scrapes the daemon, the alert rules evaluate, and promtool finds the metrics well-formed', async () => {
+    scenario = await startScenario({ projects: 2, eventsPerMinute: 120, historyMs: 60_000 });
+    const s = scenario;
+    const metricsPort = await freePort();
+    const daemon = s.daemon(await s.config({ extraDaemon: '' }), { METRICS_PORT: String(metricsPort) });
+    const promPort = await freePort();
+    await writeFile(
+      join(s.dir, 'prometheus.yml'),
+      `global: { scrape_interval: 1s, evaluation_interval: 1s }
+rule_files: [${join(rulesDir, 'alerts.yaml')}]
+scrape_configs:
+  - job_name: auditlog-shipper
+    static_configs: [{ targets: ['127.0.0.1:${metricsPort}'] }]
+`,
+    );
+    prometheus = spawn(
+      prometheusBinary as string,
+      [
+        `--config.file=${join(s.dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(s.dir, 'prometheus')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const query = async (
+      q: string,
+    ): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> => {
+      const response = await fetch(
+        `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`,
+      );
+      const body = (await response.json()) as {
+        data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
+      return body.data.result;
+    };
+    await waitFor(
+      'Prometheus to have scraped committed events',
+      async () => {
+        try {
+          const committed = await query('sum(auditlog_events_committed_total)');
+          return Number(committed[0]?.value[1] ?? 0) > 0;
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      500,
+    );
+    expect((await query('up{job="auditlog-shipper"}'))[0]?.value[1]).toBe('1');
+    const lag = await query('auditlog_checkpoint_lag_seconds');
+    expect(lag.map((r) => r.metric.scope).sort()).toEqual(
+      s.projects.map((id) => `stackit:project:${id}`).sort(),
+    );
+    const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as {
+      data: { groups: Array<{ rules: Array<{ name: string; health: string }> }> };
+    };
+    const loaded = rules.data.groups.flatMap((g) => g.rules);
+    expect(loaded).toHaveLength(7);
+    expect(loaded.every((r) => r.health === 'ok')).toBe(true);
+
+    const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const lint = spawnSync(promtool as string, ['check', 'metrics'], { input: scrape, encoding: 'utf8' });
+    // prom-client's default process metrics (auditlog_nodejs_*, auditlog_process_*) have their own
+    // naming; every metric of the shipper's own must pass promtool's lint.
+    const problems = `${lint.stdout}${lint.stderr}`
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !/^auditlog_(nodejs|process)_/.test(line));
+    expect(problems).toEqual([]);
+    daemon.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+  }, 90_000);
+});
