@@ -14,6 +14,57 @@ const RFC3339 =
  * including impossible dates such as February 30th.
  */
 export function parseRfc3339(text: string): Timestamp | undefined {
+  return parseUtcFast(text) ?? parseGeneral(text);
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * The shape nearly every provider sends, `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, read digit by digit: this
+ * runs once per event, and the general regex path costs several times more.
+ */
+function parseUtcFast(text: string): Timestamp | undefined {
+  const n = text.length;
+  if (n < 20 || text.charCodeAt(n - 1) !== 0x5a /* Z */ || text.charCodeAt(10) !== 0x54 /* T */)
+    return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':') return undefined;
+  const year = digits(text, 0, 4);
+  const month = digits(text, 5, 2);
+  const day = digits(text, 8, 2);
+  const hour = digits(text, 11, 2);
+  const minute = digits(text, 14, 2);
+  const second = digits(text, 17, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59) {
+    return undefined;
+  }
+  if (second < 0 || second > 59) return undefined;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (DAYS_IN_MONTH[month - 1] as number) + (leap ? 1 : 0)) return undefined;
+  let millis = 0;
+  if (n > 20) {
+    const fractionDigits = n - 21;
+    if (text[19] !== '.' || fractionDigits < 1 || fractionDigits > 9 || digits(text, 20, fractionDigits) < 0)
+      return undefined;
+    const ms = text.slice(20, 20 + Math.min(3, fractionDigits));
+    millis = Number(ms) * 10 ** (3 - ms.length);
+  } else if (n !== 20) {
+    return undefined;
+  }
+  return { ms: Date.UTC(year, month - 1, day, hour, minute, second, millis), iso: text };
+}
+
+/** The decimal value of `count` digits at `at`, or -1 if any is not a digit. */
+function digits(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+function parseGeneral(text: string): Timestamp | undefined {
   const m = RFC3339.exec(text);
   if (!m) return undefined;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [

@@ -73,7 +73,8 @@ describe('Helm chart', () => {
         depth += action === 'end' ? -1 : 1;
         if (depth < 0) break;
       }
-      if (depth !== 0) unbalanced.push(`${file}: ${depth > 0 ? `${depth} unclosed` : 'an end without a block'}`);
+      if (depth !== 0)
+        unbalanced.push(`${file}: ${depth > 0 ? `${depth} unclosed` : 'an end without a block'}`);
     }
     expect(unbalanced).toEqual([]);
   });

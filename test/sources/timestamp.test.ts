@@ -28,3 +28,31 @@ describe('parseRfc3339', () => {
     }
   });
 });
+
+describe('parseRfc3339 (property)', () => {
+  it('agrees with Date for any UTC instant, at any fractional precision, and with the offset form', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date('1970-01-01'), max: new Date('2999-12-31'), noInvalidDate: true }),
+        fc.integer({ min: 0, max: 9 }),
+        fc.integer({ min: 0, max: 999_999 }),
+        (date, precision, subMs) => {
+          const base = date.toISOString().slice(0, 19);
+          const fraction = (
+            String(date.getUTCMilliseconds()).padStart(3, '0') + String(subMs).padStart(6, '0')
+          ).slice(0, precision);
+          const text = `${base}${precision > 0 ? `.${fraction}` : ''}Z`;
+          const parsed = parseRfc3339(text);
+          const expectedMs = Date.parse(`${base}.${fraction.padEnd(3, '0').slice(0, 3)}Z`);
+          expect(parsed).toEqual({ ms: expectedMs, iso: text });
+          // The same instant written with an offset converts to the same UTC text and milliseconds.
+          const shifted = new Date(Date.parse(`${base}Z`) + 2 * 3_600_000).toISOString().slice(0, 19);
+          const withOffset = parseRfc3339(`${shifted}${precision > 0 ? `.${fraction}` : ''}+02:00`);
+          expect(withOffset).toEqual({ ms: expectedMs, iso: text });
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+});
