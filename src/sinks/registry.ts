@@ -1,8 +1,9 @@
 import { file } from './file/index.ts';
+import { loki } from './loki/index.ts';
 import type { AnySinkModule } from './sink.ts';
 import { stdout } from './stdout/index.ts';
 
 /** Every sink the shipper knows. Adding one is a folder under src/sinks and a line here. */
 export const sinkModules: ReadonlyMap<string, AnySinkModule> = new Map(
-  [file, stdout].map((m) => [m.type, m]),
+  [file, stdout, loki].map((m) => [m.type, m]),
 );
