@@ -1,3 +1,4 @@
+import { elasticsearch, opensearch } from './elasticsearch/index.ts';
 import { file } from './file/index.ts';
 import { loki } from './loki/index.ts';
 import type { AnySinkModule } from './sink.ts';
@@ -5,5 +6,5 @@ import { stdout } from './stdout/index.ts';
 
 /** Every sink the shipper knows. Adding one is a folder under src/sinks and a line here. */
 export const sinkModules: ReadonlyMap<string, AnySinkModule> = new Map(
-  [file, stdout, loki].map((m) => [m.type, m]),
+  [file, stdout, loki, elasticsearch, opensearch].map((m) => [m.type, m]),
 );
