@@ -75,12 +75,12 @@ describe('config/schema.json', () => {
 describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
-  it('loads: 1 provider, 3 scopes, 2 sinks, every daemon setting spelled out', () => {
+  it('loads: 1 provider, 3 scopes, 5 sinks, every daemon setting spelled out', () => {
     const result = loadConfig({ path: EXAMPLE }, { env: BASE_ENV });
     if (!result.ok) throw new Error(result.error.format());
     expect(result.config.providers).toHaveLength(1);
     expect(result.config.scopes).toHaveLength(3);
-    expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout']);
+    expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 's3']);
     expect(result.warnings).toEqual([expect.stringMatching(/^daemon\.redis\.url is empty/)]);
 
     const spelled = (group: DaemonGroup, values: Json, path: string) => {

@@ -31,38 +31,44 @@ export const METADATA_FIELDS = [
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 const PLACEHOLDER = /\{([a-zA-Z.]+)\}/g;
 
-const labelTemplates = z.record(z.string(), text()).superRefine((labels, ctx) => {
-  const names = Object.keys(labels);
-  if (names.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one label' });
-  if (names.length > 15)
-    ctx.addIssue({ code: 'custom', message: `${names.length} labels; Loki accepts at most 15 per stream` });
-  for (const [name, template] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(name) || name.startsWith('__')) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [name],
-        message: 'label names are [a-zA-Z_][a-zA-Z0-9_]* and must not start with "__"',
-      });
-    }
-    for (const [, field] of template.matchAll(PLACEHOLDER)) {
-      if (!(LABEL_FIELDS as readonly string[]).includes(field as string)) {
+const labelTemplates = z
+  .object({})
+  .catchall(text())
+  .superRefine((labels, ctx) => {
+    const names = Object.keys(labels);
+    if (names.length === 0) ctx.addIssue({ code: 'custom', message: 'needs at least one label' });
+    if (names.length > 15)
+      ctx.addIssue({ code: 'custom', message: `${names.length} labels; Loki accepts at most 15 per stream` });
+    for (const [name, template] of Object.entries(labels)) {
+      if (!LABEL_NAME.test(name) || name.startsWith('__')) {
         ctx.addIssue({
           code: 'custom',
           path: [name],
-          message: `{${field}} is not a label field; use ${LABEL_FIELDS.map((f) => `{${f}}`).join(', ')} (per-event values such as ids belong in structuredMetadata)`,
+          message: 'label names are [a-zA-Z_][a-zA-Z0-9_]* and must not start with "__"',
         });
       }
+      for (const [, field] of template.matchAll(PLACEHOLDER)) {
+        if (!(LABEL_FIELDS as readonly string[]).includes(field as string)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `{${field}} is not a label field; use ${LABEL_FIELDS.map((f) => `{${f}}`).join(', ')} (per-event values such as ids belong in structuredMetadata)`,
+          });
+        }
+      }
     }
-  }
-});
+  });
 
-const metadataFields = z.record(z.string(), z.enum(METADATA_FIELDS)).superRefine((fields, ctx) => {
-  for (const name of Object.keys(fields)) {
-    if (!LABEL_NAME.test(name) || name.startsWith('__')) {
-      ctx.addIssue({ code: 'custom', path: [name], message: 'names are [a-zA-Z_][a-zA-Z0-9_]*' });
+const metadataFields = z
+  .object({})
+  .catchall(z.enum(METADATA_FIELDS))
+  .superRefine((fields, ctx) => {
+    for (const name of Object.keys(fields)) {
+      if (!LABEL_NAME.test(name) || name.startsWith('__')) {
+        ctx.addIssue({ code: 'custom', path: [name], message: 'names are [a-zA-Z_][a-zA-Z0-9_]*' });
+      }
     }
-  }
-});
+  });
 
 export const DEFAULT_LABELS = {
   service_name: 'auditlog-shipper',
