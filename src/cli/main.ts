@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { VERSION } from '../version.ts';
+import { register as registerDlq } from './commands/dlq.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerState } from './commands/state.ts';
@@ -12,8 +13,14 @@ const program = new Command('auditlog-shipper')
   .version(VERSION)
   .showHelpAfterError();
 
-for (const register of [registerRun, registerValidate, registerSimulate, registerState, registerStatus]) {
-  register(program);
-}
+const commands = [
+  registerRun,
+  registerValidate,
+  registerSimulate,
+  registerState,
+  registerStatus,
+  registerDlq,
+];
+for (const register of commands) register(program);
 
 await program.parseAsync(process.argv);

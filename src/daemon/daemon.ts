@@ -234,6 +234,10 @@ export class Daemon {
       const sink = module.create(instance, {
         log: this.#log.child({ sink: instance.name }),
         instanceId: this.config.daemon.instanceId,
+        onRequest: ({ operation, status, seconds }) => {
+          this.metrics.sinkRequests.inc({ sink: instance.name, operation, status });
+          this.metrics.sinkRequestSeconds.observe({ sink: instance.name, operation }, seconds);
+        },
       });
       await sink.start();
       sinks.push(sink);

@@ -155,6 +155,58 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sinkRequests = new Counter({
+    name: `${PREFIX}sink_requests_total`,
+    help: 'Requests sinks made to their store by operation and HTTP status (error: no response).',
+    labelNames: ['sink', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sinkRequestSeconds = new Histogram({
+    name: `${PREFIX}sink_request_duration_seconds`,
+    help: 'Latency of one request to a sink store.',
+    labelNames: ['sink', 'operation'] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly sinkBatchEvents = new Histogram({
+    name: `${PREFIX}sink_batch_events`,
+    help: 'Events per batch handed to a sink.',
+    labelNames: ['sink'] as const,
+    buckets: [1, 10, 50, 100, 500, 1000, 5000, 10000, 50000],
+    registers: [this.registry],
+  });
+
+  readonly sinkBatchBytes = new Histogram({
+    name: `${PREFIX}sink_batch_bytes`,
+    help: 'Bytes of event lines per batch handed to a sink (before compression).',
+    labelNames: ['sink'] as const,
+    buckets: [1e3, 1e4, 1e5, 5e5, 1e6, 5e6, 1e7, 5e7, 1e8],
+    registers: [this.registry],
+  });
+
+  readonly sinkInflightBatches = new Gauge({
+    name: `${PREFIX}sink_inflight_batches`,
+    help: 'Batches being sent or retried right now.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sinkRetryStreak = new Gauge({
+    name: `${PREFIX}sink_retry_streak`,
+    help: 'Failed attempts in a row of the batch a sink is stuck on (0 when it is flowing): deliveries never give up, alert on this.',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sinkLastSuccess = new Gauge({
+    name: `${PREFIX}sink_last_success_timestamp_seconds`,
+    help: 'When a sink last took a batch (delivered or duplicate).',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
   readonly freshnessSeconds = new Histogram({
     name: `${PREFIX}freshness_seconds`,
     help: 'Event time to delivery at the sink.',

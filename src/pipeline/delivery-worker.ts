@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type BackoffPolicy, backoffDelayMs, sleep } from '../http/retry.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Sink, Verdict } from '../sinks/sink.ts';
+import type { BatchPolicy, Sink, Verdict } from '../sinks/sink.ts';
 import type { OutboxEvent } from './envelope.ts';
 import { DELIVERY_GROUP, type RedisKeys } from './keys.ts';
 import { LuaScript } from './script.ts';
@@ -11,10 +11,12 @@ import { LuaScript } from './script.ts';
 /**
  * Acknowledges settled entries and removes them from the outbox; rejected ones are first copied to the
  * dead-letter stream with their reason. One atomic step, so an entry is never both gone and not
- * dead-lettered. KEYS: outbox, dead-letter. ARGV: group, now, then (entry id, 'ack'|'dlq', reason)…
+ * dead-lettered. It also updates the batch's seal (stable batches): '' deletes it, '-' leaves it alone.
+ * KEYS: outbox, dead-letter, seals. ARGV: group, now, seal field, seal value, then (entry id,
+ * 'ack'|'dlq', reason)…
  */
 const SETTLE = new LuaScript(`
-for i = 3, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local id, action, reason = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if action == 'dlq' then
     local found = redis.call('XRANGE', KEYS[1], id, id)
@@ -27,16 +29,48 @@ for i = 3, #ARGV, 3 do
   redis.call('XACK', KEYS[1], ARGV[1], id)
   redis.call('XDEL', KEYS[1], id)
 end
+if ARGV[4] == '' then redis.call('HDEL', KEYS[3], ARGV[3])
+elseif ARGV[4] ~= '-' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
 return #ARGV
+`);
+
+/**
+ * Takes over a dead consumer: claims its pending entries and the seals of the batches it had formed,
+ * in one step, so another replica can never claim the entries without the seals (or the reverse).
+ * KEYS: outbox, seals. ARGV: group, me, dead consumer, min idle ms, entry ids…
+ * Returns the claimed entry ids.
+ */
+const RECLAIM = new LuaScript(`
+local ids = {}
+for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+local claimed = {}
+if #ids > 0 then
+  claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], unpack(ids))
+  local flat = {}
+  for _, entry in ipairs(claimed) do flat[#flat + 1] = type(entry) == 'table' and entry[1] or entry end
+  claimed = flat
+end
+local seals = redis.call('HGETALL', KEYS[2])
+for i = 1, #seals, 2 do
+  local seal = cjson.decode(seals[i + 1])
+  if seal.c == ARGV[3] then
+    seal.c = ARGV[2]
+    redis.call('HSET', KEYS[2], seals[i], cjson.encode(seal))
+  end
+end
+return claimed
 `);
 
 export interface DeliveryWorkerOptions {
   readonly sink: Sink;
-  /** A connection of its own: XREADGROUP BLOCK holds it while waiting. */
+  /** A connection of its own: XREADGROUP BLOCK holds it while waiting (settling uses a duplicate). */
   readonly redis: Redis;
   readonly keys: RedisKeys;
   readonly instanceId: string;
+  /** Default events per batch for sinks that do not say (`daemon.delivery.batchSize`). */
   readonly batchSize: number;
+  /** Overrides of the sink's batching wishes (tests). */
+  readonly policy?: Partial<BatchPolicy>;
   readonly retry: BackoffPolicy;
   /** A consumer whose heartbeat is older than this is presumed dead and its entries are reclaimed. */
   readonly consumerTimeoutMs: number;
@@ -46,29 +80,82 @@ export interface DeliveryWorkerOptions {
 }
 
 type RawEntry = [id: string, fields: string[] | null];
+type Settlement = [entryId: string, action: 'ack' | 'dlq', reason: string];
+
+interface Batch {
+  readonly events: OutboxEvent[];
+  /** Seal field when the batch's composition is recorded in Redis. */
+  seal?: string;
+}
+
+/** One delivery slot: its events go out in order, one batch at a time. */
+interface Lane {
+  readonly index: number;
+  readonly queue: OutboxEvent[];
+  /** Batches recovered from seals; they go before anything queued. */
+  readonly sealed: Batch[];
+  wake: (() => void) | undefined;
+  /** Failed attempts in a row of the batch this lane is on. */
+  streak: number;
+}
 
 /**
- * Moves one sink's outbox into the sink: read a batch with the consumer group, send it, settle each
- * event by its verdict, and keep retrying what is retryable (with backoff, honouring Retry-After) for as
- * long as it takes, because an audit shipper must not give up on an event. Entries a crashed consumer
- * left pending are reclaimed once its heartbeat has expired.
+ * Moves one sink's outbox into the sink. A reader takes entries with the consumer group and spreads
+ * them over `concurrency` lanes (by the sink's partition key, so one Loki stream stays in one lane);
+ * each lane forms batches within the sink's limits (events, bytes, linger), sends them, settles each
+ * event by its verdict, and keeps retrying what is retryable (with backoff, honouring Retry-After) for
+ * as long as it takes, because an audit shipper must not give up on an event. A lane does not move
+ * past a batch it is retrying, so per-partition order holds. Entries a crashed consumer left pending
+ * are reclaimed once its heartbeat has expired; for stable-batch sinks the batches it had formed are
+ * re-sent exactly as they were.
  */
 export class DeliveryWorker {
   readonly consumer: string;
+  readonly policy: BatchPolicy;
   readonly #o: DeliveryWorkerOptions;
   readonly #stream: string;
+  readonly #sealKey: string;
   readonly #heartbeatKey: string;
   readonly #stop = new AbortController();
-  #loop: Promise<void> | undefined;
+  /** For everything but the blocking read. */
+  readonly #ctl: Redis;
+  readonly #lanes: Lane[];
+  /** Entries in a lane's queue or in flight: a read of our own pending list must not take them twice. */
+  readonly #held = new Set<string>();
+  #heldBytes = 0;
+  #roomFreed: (() => void) | undefined;
+  #loops: Promise<void>[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #lastReclaimMs = 0;
+  /** Set when entries became ours by reclaim: our pending list must be read before new entries. */
+  #scanPending = false;
+  #nextLane = 0;
 
   constructor(options: DeliveryWorkerOptions) {
     this.#o = options;
+    const wish = { ...options.sink.batching, ...options.policy };
+    this.policy = {
+      maxEvents: Math.max(1, wish.maxEvents ?? options.batchSize),
+      maxBytes: Math.max(1, wish.maxBytes ?? Number.POSITIVE_INFINITY),
+      lingerMs: Math.max(0, wish.lingerMs ?? 0),
+      concurrency: Math.max(1, wish.concurrency ?? 1),
+      stableBatches: wish.stableBatches ?? false,
+    };
     // Unique per process run, so a restarted process never mistakes a dead predecessor's entries for its own.
     this.consumer = `${options.instanceId}:${randomUUID().slice(0, 8)}`;
     this.#stream = options.keys.outbox(options.sink.name);
+    // Next to the outbox and under the same hash-tagged prefix, so one script can touch both.
+    this.#sealKey = `${options.keys.prefix}:batches:${options.sink.name}`;
     this.#heartbeatKey = options.keys.consumerHeartbeat(options.sink.name, this.consumer);
+    this.#ctl = options.redis.duplicate();
+    this.#ctl.on('error', () => undefined); // the blocking connection's handler reports outages
+    this.#lanes = Array.from({ length: this.policy.concurrency }, (_, index) => ({
+      index,
+      queue: [],
+      sealed: [],
+      wake: undefined,
+      streak: 0,
+    }));
   }
 
   async start(): Promise<void> {
@@ -80,41 +167,56 @@ export class DeliveryWorker {
       Math.max(100, Math.floor(this.#o.consumerTimeoutMs / 3)),
     );
     this.#heartbeat.unref();
-    this.#loop = this.#run();
+    this.#loops = [this.#readLoop(), ...this.#lanes.map((lane) => this.#laneLoop(lane))];
   }
 
   /**
-   * Stops reading, lets an in-flight send finish (or abandons it at the deadline: its entries stay
+   * Stops reading, lets in-flight sends finish (or abandons them at the deadline: their entries stay
    * pending and are reclaimed), and drops the heartbeat so other replicas take over at once.
    */
   async stop(deadlineMs: number): Promise<void> {
     this.#stop.abort(new Error('shutdown'));
     clearInterval(this.#heartbeat);
+    for (const lane of this.#lanes) lane.wake?.();
+    this.#roomFreed?.();
     const timeout = new Promise<'timeout'>((resolve) =>
       setTimeout(() => resolve('timeout'), deadlineMs).unref(),
     );
-    const ended = await Promise.race([this.#loop?.then(() => 'done' as const), timeout]);
+    const ended = await Promise.race([Promise.all(this.#loops).then(() => 'done' as const), timeout]);
     if (ended === 'timeout')
       this.#o.log.warn('delivery did not finish before the deadline; its batch stays pending');
-    // Queued behind a blocking read at most `blockMs`; then other replicas may reclaim at once.
-    await this.#o.redis.del(this.#heartbeatKey).catch(() => undefined);
+    this.#o.metrics.sinkInflightBatches.set({ sink: this.#o.sink.name }, 0);
+    await this.#ctl.del(this.#heartbeatKey).catch(() => undefined);
+    this.#ctl.disconnect();
     this.#o.redis.disconnect();
   }
 
   async #beat(): Promise<void> {
-    await this.#o.redis.set(this.#heartbeatKey, this.consumer, 'PX', this.#o.consumerTimeoutMs);
+    await this.#ctl.set(this.#heartbeatKey, this.consumer, 'PX', this.#o.consumerTimeoutMs);
   }
 
-  async #run(): Promise<void> {
+  // ---- reading -------------------------------------------------------------------------------------
+
+  async #readLoop(): Promise<void> {
     const signal = this.#stop.signal;
+    const { maxEvents, maxBytes, concurrency } = this.policy;
+    // Enough for every lane to fill a batch while the next one is read.
+    const capEvents = maxEvents * (concurrency + 1);
+    const capBytes = Number.isFinite(maxBytes) ? maxBytes * (concurrency + 1) : Number.POSITIVE_INFINITY;
     let failures = 0;
     while (!signal.aborted) {
       try {
         await this.#reclaimIfDue();
-        // Entries already ours (reclaimed, or left by an interrupted batch) go first.
-        const mine = await this.#read('0', false);
-        const entries = mine.length > 0 ? mine : await this.#read('>', true);
-        if (entries.length > 0) await this.#deliver(entries, signal);
+        if (this.#held.size >= capEvents || this.#heldBytes >= capBytes) {
+          await new Promise<void>((resolve) => {
+            this.#roomFreed = resolve;
+            setTimeout(resolve, 1_000).unref();
+          });
+          continue;
+        }
+        const room = Math.min(capEvents - this.#held.size, maxEvents);
+        const entries = this.#scanPending ? await this.#readPending(room) : await this.#readNew(room);
+        await this.#accept(entries);
         failures = 0;
       } catch (error) {
         if (signal.aborted) break;
@@ -128,60 +230,218 @@ export class DeliveryWorker {
     }
   }
 
-  async #read(from: '0' | '>', block: boolean): Promise<RawEntry[]> {
-    const { redis, batchSize, blockMs } = this.#o;
+  async #readNew(count: number): Promise<RawEntry[]> {
     // The typed method, not redis.call: it returns the same shape under RESP2 and RESP3.
-    const reply = block
-      ? await redis.xreadgroup(
-          'GROUP',
-          DELIVERY_GROUP,
-          this.consumer,
-          'COUNT',
-          batchSize,
-          'BLOCK',
-          blockMs ?? 1_000,
-          'STREAMS',
-          this.#stream,
-          from,
-        )
-      : await redis.xreadgroup(
-          'GROUP',
-          DELIVERY_GROUP,
-          this.consumer,
-          'COUNT',
-          batchSize,
-          'STREAMS',
-          this.#stream,
-          from,
-        );
+    const reply = await this.#o.redis.xreadgroup(
+      'GROUP',
+      DELIVERY_GROUP,
+      this.consumer,
+      'COUNT',
+      count,
+      'BLOCK',
+      this.#o.blockMs ?? 1_000,
+      'STREAMS',
+      this.#stream,
+      '>',
+    );
     return ((reply as Array<[string, RawEntry[]]> | null)?.[0]?.[1] ?? []) as RawEntry[];
   }
 
-  async #deliver(entries: RawEntry[], signal: AbortSignal): Promise<void> {
-    const { sink, metrics, log } = this.#o;
-    const settle: Array<[string, 'ack' | 'dlq', string]> = [];
-    let pending: OutboxEvent[] = [];
+  /** Our own pending entries that no lane holds (reclaimed ones), oldest first. */
+  async #readPending(count: number): Promise<RawEntry[]> {
+    const fresh: RawEntry[] = [];
+    let cursor = '0';
+    while (fresh.length < count) {
+      const reply = await this.#ctl.xreadgroup(
+        'GROUP',
+        DELIVERY_GROUP,
+        this.consumer,
+        'COUNT',
+        Math.max(count, 100),
+        'STREAMS',
+        this.#stream,
+        cursor,
+      );
+      const page = ((reply as Array<[string, RawEntry[]]> | null)?.[0]?.[1] ?? []) as RawEntry[];
+      if (page.length === 0) {
+        this.#scanPending = false;
+        break;
+      }
+      for (const entry of page) if (!this.#held.has(entry[0])) fresh.push(entry);
+      cursor = (page.at(-1) as RawEntry)[0];
+    }
+    return fresh;
+  }
+
+  /** Hands read entries to lanes; entries that are not events go to the dead-letter stream at once. */
+  async #accept(entries: RawEntry[]): Promise<void> {
+    const { sink, log } = this.#o;
+    const broken: Settlement[] = [];
     for (const entry of entries) {
+      if (this.#held.has(entry[0])) continue;
       const parsed = parseEntry(entry);
       if (typeof parsed === 'string') {
         // Not an event this shipper wrote (or emptied by hand): kept in the dead-letter stream, not dropped.
         log.error({ entry: entry[0] }, `outbox of sink "${sink.name}": ${parsed}; dead-lettered`);
-        settle.push([entry[0], 'dlq', parsed]);
-      } else pending.push(parsed);
+        broken.push([entry[0], 'dlq', parsed]);
+        continue;
+      }
+      this.#hold(parsed);
+      const lane = this.#laneFor(parsed);
+      lane.queue.push(parsed);
+      lane.wake?.();
     }
-    await this.#settle(settle);
+    if (broken.length > 0) await this.#settle(broken, undefined, undefined);
+  }
 
+  #laneFor(event: OutboxEvent): Lane {
+    const lanes = this.#lanes;
+    if (lanes.length === 1) return lanes[0] as Lane;
+    const key = this.#o.sink.partitionKey?.(event);
+    if (key !== undefined) return lanes[hashString(key) % lanes.length] as Lane;
+    // No ordering wish: the shortest queue, ties in turn.
+    let best = lanes[this.#nextLane++ % lanes.length] as Lane;
+    for (const lane of lanes) if (lane.queue.length < best.queue.length) best = lane;
+    return best;
+  }
+
+  #hold(event: OutboxEvent): void {
+    this.#held.add(event.entryId);
+    this.#heldBytes += byteLength(event);
+  }
+
+  #release(events: readonly OutboxEvent[]): void {
+    for (const event of events) {
+      if (this.#held.delete(event.entryId)) this.#heldBytes -= byteLength(event);
+    }
+    this.#roomFreed?.();
+    this.#roomFreed = undefined;
+  }
+
+  // ---- lanes ---------------------------------------------------------------------------------------
+
+  async #laneLoop(lane: Lane): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      let batch: Batch | undefined;
+      try {
+        batch = await this.#nextBatch(lane, signal);
+      } catch (error) {
+        this.#o.log.error({ err: error }, `sink "${this.#o.sink.name}": cannot record a batch; retrying`);
+        await sleep(1_000, signal).catch(() => undefined);
+        continue;
+      }
+      if (!batch) continue;
+      const gauge = { sink: this.#o.sink.name };
+      this.#o.metrics.sinkInflightBatches.inc(gauge);
+      try {
+        await this.#deliver(lane, batch, signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        // Only Redis failures get here (sends never throw out of #deliver): the batch's entries stay
+        // pending; put them back at the head of the lane and try again after a pause.
+        this.#o.log.error(
+          { err: error },
+          `delivery to sink "${this.#o.sink.name}" could not settle a batch; retrying`,
+        );
+        if (batch.seal) lane.sealed.unshift(batch);
+        else lane.queue.unshift(...batch.events.filter((e) => this.#held.has(e.entryId)));
+        await sleep(1_000, signal).catch(() => undefined);
+      } finally {
+        this.#o.metrics.sinkInflightBatches.dec(gauge);
+      }
+    }
+  }
+
+  /** The lane's next batch: a recovered sealed one, else from the queue within the limits and linger. */
+  async #nextBatch(lane: Lane, signal: AbortSignal): Promise<Batch | undefined> {
+    const sealed = lane.sealed.shift();
+    if (sealed) return sealed;
+    const { maxEvents, maxBytes, lingerMs } = this.policy;
+    for (;;) {
+      if (signal.aborted) return undefined;
+      if (lane.queue.length === 0) {
+        await this.#idle(lane, undefined, signal);
+        if (lane.sealed.length > 0) return lane.sealed.shift();
+        continue;
+      }
+      let bytes = 0;
+      let count = 0;
+      for (const event of lane.queue) {
+        const size = byteLength(event);
+        if (count >= maxEvents || (count > 0 && bytes + size > maxBytes)) break;
+        bytes += size;
+        count++;
+      }
+      const full = count < lane.queue.length || count >= maxEvents || bytes >= maxBytes;
+      if (!full && lingerMs > 0) {
+        // Age from when the oldest event entered the outbox (its stream id), so a restart does not
+        // make old events wait a second linger.
+        const dueMs = entryTimeMs(lane.queue[0] as OutboxEvent) + lingerMs;
+        const waitMs = dueMs - Date.now();
+        if (waitMs > 0) {
+          await this.#idle(lane, waitMs, signal);
+          if (lane.sealed.length > 0) return lane.sealed.shift();
+          continue;
+        }
+      }
+      const events = lane.queue.splice(0, count);
+      const batch: Batch = { events };
+      if (this.policy.stableBatches) {
+        try {
+          await this.#seal(batch);
+        } catch (error) {
+          lane.queue.unshift(...events);
+          throw error;
+        }
+      }
+      return batch;
+    }
+  }
+
+  /** Waits until the reader adds to this lane, the timeout passes, or the worker stops. */
+  #idle(lane: Lane, timeoutMs: number | undefined, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        lane.wake = undefined;
+        resolve();
+      };
+      const timer = timeoutMs !== undefined ? setTimeout(done, timeoutMs) : undefined;
+      lane.wake = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Records the batch's composition before its first send, so a crash cannot change it. */
+  async #seal(batch: Batch): Promise<void> {
+    const field = (batch.events[0] as OutboxEvent).entryId;
+    const value = JSON.stringify({ c: this.consumer, ids: batch.events.map((e) => e.entryId) });
+    await this.#ctl.hset(this.#sealKey, field, value);
+    batch.seal = field;
+  }
+
+  async #deliver(lane: Lane, batch: Batch, signal: AbortSignal): Promise<void> {
+    const { sink, metrics, log } = this.#o;
+    const labels = { sink: sink.name };
+    metrics.sinkBatchEvents.observe(labels, batch.events.length);
+    metrics.sinkBatchBytes.observe(
+      labels,
+      batch.events.reduce((n, e) => n + byteLength(e), 0),
+    );
+    let pending = batch.events;
     for (let attempt = 0; pending.length > 0; attempt++) {
       const verdicts = await this.#send(pending, signal);
       const retry: OutboxEvent[] = [];
-      const done: Array<[string, 'ack' | 'dlq', string]> = [];
+      const done: Settlement[] = [];
       let retryAfterMs = 0;
       const nowMs = Date.now();
       pending.forEach((event, i) => {
         const verdict = verdicts[i] as Verdict;
         switch (verdict.kind) {
           case 'delivered':
-            metrics.freshnessSeconds.observe({ sink: sink.name }, Math.max(0, (nowMs - event.timeMs) / 1000));
+            metrics.freshnessSeconds.observe(labels, Math.max(0, (nowMs - event.timeMs) / 1000));
             done.push([event.entryId, 'ack', '']);
             break;
           case 'duplicate':
@@ -189,7 +449,7 @@ export class DeliveryWorker {
             break;
           case 'rejected':
             log.error(
-              { eventId: event.id, scope: event.scopeKey, reason: verdict.reason },
+              { sink: sink.name, eventId: event.id, scope: event.scopeKey, reason: verdict.reason },
               `sink "${sink.name}" rejected event ${event.id}: ${verdict.reason}; dead-lettered`,
             );
             done.push([event.entryId, 'dlq', verdict.reason]);
@@ -200,26 +460,47 @@ export class DeliveryWorker {
             break;
         }
       });
-      await this.#settle(done);
+      const sealValue =
+        batch.seal === undefined
+          ? undefined
+          : retry.length === 0
+            ? ''
+            : JSON.stringify({ c: this.consumer, ids: retry.map((e) => e.entryId) });
+      await this.#settleUntilDone(done, batch.seal, sealValue, signal);
+      this.#release(pending.filter((_, i) => (verdicts[i] as Verdict).kind !== 'retry'));
       count(metrics, sink.name, verdicts);
-      if (retry.length === 0) return;
+      if (retry.length < pending.length) metrics.sinkLastSuccess.set(labels, nowMs / 1000);
+      if (retry.length === 0) {
+        lane.streak = 0;
+        this.#reportStreak();
+        return;
+      }
       pending = retry;
-      const reasons = new Set(
-        verdicts.filter((v) => v.kind === 'retry').map((v) => (v as { reason: string }).reason),
-      );
+      lane.streak++;
+      this.#reportStreak();
+      const reasons = [
+        ...new Set(verdicts.filter((v) => v.kind === 'retry').map((v) => (v as { reason: string }).reason)),
+      ];
       const waitMs = Math.max(retryAfterMs, backoffDelayMs(attempt, this.#o.retry));
-      log.warn(
+      const logAt = lane.streak >= 5 ? 'error' : 'warn';
+      log[logAt](
         {
           sink: sink.name,
           events: retry.length,
+          firstEventId: retry[0]?.id,
           attempt: attempt + 1,
           waitMs,
-          reasons: [...reasons].slice(0, 3),
+          reasons: reasons.slice(0, 3),
         },
-        `sink "${sink.name}": ${retry.length} events to retry in ${waitMs} ms (${[...reasons][0]})`,
+        `sink "${sink.name}": ${retry.length} events to retry in ${waitMs} ms (${reasons[0]})`,
       );
       await sleep(waitMs, signal);
     }
+  }
+
+  #reportStreak(): void {
+    const worst = Math.max(...this.#lanes.map((l) => l.streak));
+    this.#o.metrics.sinkRetryStreak.set({ sink: this.#o.sink.name }, worst);
   }
 
   /** A sink that throws has failed the whole batch transiently: every event is retried. */
@@ -244,20 +525,60 @@ export class DeliveryWorker {
     }
   }
 
-  async #settle(items: ReadonlyArray<[string, 'ack' | 'dlq', string]>): Promise<void> {
-    if (items.length === 0) return;
-    const args: Array<string | number> = [DELIVERY_GROUP, Date.now()];
-    for (const [id, action, reason] of items) args.push(id, action, reason);
-    await SETTLE.run(this.#o.redis, [this.#stream, this.#o.keys.deadLetter(this.#o.sink.name)], args);
+  /**
+   * The sink has the events; losing the settlement now would only mean sending them again (which
+   * idempotent sinks absorb), so keep trying through a Redis outage rather than re-sending.
+   */
+  async #settleUntilDone(
+    items: readonly Settlement[],
+    seal: string | undefined,
+    sealValue: string | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#settle(items, seal, sealValue);
+        return;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        const waitMs = backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000 });
+        this.#o.log.warn({ err: error, waitMs }, `sink "${this.#o.sink.name}": cannot settle a batch yet`);
+        await sleep(waitMs, signal);
+      }
+    }
   }
+
+  async #settle(
+    items: readonly Settlement[],
+    seal: string | undefined,
+    sealValue: string | undefined,
+  ): Promise<void> {
+    if (items.length === 0 && seal === undefined) return;
+    const args: Array<string | number> = [
+      DELIVERY_GROUP,
+      Date.now(),
+      seal ?? '',
+      seal === undefined ? '-' : (sealValue ?? '-'),
+    ];
+    for (const [id, action, reason] of items) args.push(id, action, reason);
+    await SETTLE.run(
+      this.#ctl,
+      [this.#stream, this.#o.keys.deadLetter(this.#o.sink.name), this.#sealKey],
+      args,
+    );
+  }
+
+  // ---- recovery ------------------------------------------------------------------------------------
 
   /** Claims the pending entries of consumers whose heartbeat expired (a crashed or killed process). */
   async #reclaimIfDue(): Promise<void> {
     const now = Date.now();
     if (now - this.#lastReclaimMs < this.#o.consumerTimeoutMs / 2) return;
     this.#lastReclaimMs = now;
-    const { redis, keys, sink } = this.#o;
+    const { keys, sink } = this.#o;
+    const redis = this.#ctl;
     const consumers = (await redis.xinfo('CONSUMERS', this.#stream, DELIVERY_GROUP)) as unknown[][];
+    let claimedAny = false;
     for (const info of consumers) {
       const fields = toRecord(info);
       const name = String(fields.name);
@@ -269,17 +590,65 @@ export class DeliveryWorker {
           [string]
         >;
         const ids = rows.map((row) => row[0]);
-        if (ids.length > 0) {
-          const minIdle = Math.min(1_000, Math.floor(this.#o.consumerTimeoutMs / 2));
-          await redis.xclaim(this.#stream, DELIVERY_GROUP, this.consumer, minIdle, ...ids, 'JUSTID');
+        const minIdle = Math.min(1_000, Math.floor(this.#o.consumerTimeoutMs / 2));
+        const claimed = (await RECLAIM.run(
+          redis,
+          [this.#stream, this.#sealKey],
+          [DELIVERY_GROUP, this.consumer, name, minIdle, ...ids],
+        )) as string[];
+        if (claimed.length > 0) {
+          claimedAny = true;
           this.#o.log.info(
-            { sink: sink.name, from: name, entries: ids.length },
-            `reclaimed ${ids.length} undelivered events from dead consumer ${name}`,
+            { sink: sink.name, from: name, entries: claimed.length },
+            `reclaimed ${claimed.length} undelivered events from dead consumer ${name}`,
           );
         }
       } else {
         await redis.xgroup('DELCONSUMER', this.#stream, DELIVERY_GROUP, name);
       }
+    }
+    if (claimedAny) {
+      if (this.policy.stableBatches) await this.#recoverSeals();
+      this.#scanPending = true;
+    }
+  }
+
+  /** Re-forms the batches a dead consumer had sealed, exactly, and queues them before anything else. */
+  async #recoverSeals(): Promise<void> {
+    const all = await this.#ctl.hgetall(this.#sealKey);
+    for (const [field, value] of Object.entries(all)) {
+      let seal: { c: string; ids: string[] };
+      try {
+        seal = JSON.parse(value) as { c: string; ids: string[] };
+      } catch {
+        await this.#ctl.hdel(this.#sealKey, field);
+        continue;
+      }
+      if (seal.c !== this.consumer || seal.ids.some((id) => this.#held.has(id))) continue;
+      const pipeline = this.#ctl.pipeline();
+      for (const id of seal.ids) pipeline.xrange(this.#stream, id, id);
+      const rows = (await pipeline.exec()) ?? [];
+      const events: OutboxEvent[] = [];
+      for (const [error, found] of rows) {
+        if (error) throw error;
+        const entry = (found as RawEntry[])[0];
+        const parsed = entry ? parseEntry(entry) : undefined;
+        if (parsed && typeof parsed !== 'string') events.push(parsed);
+      }
+      if (events.length === 0) {
+        await this.#ctl.hdel(this.#sealKey, field);
+        continue;
+      }
+      if (events.length < seal.ids.length) {
+        this.#o.log.warn(
+          { sink: this.#o.sink.name, seal: field, missing: seal.ids.length - events.length },
+          `sink "${this.#o.sink.name}": a recovered batch lost entries from the outbox; re-sending the rest`,
+        );
+      }
+      for (const event of events) this.#hold(event);
+      const lane = this.#laneFor(events[0] as OutboxEvent);
+      lane.sealed.push({ events, seal: field });
+      lane.wake?.();
     }
   }
 }
@@ -300,6 +669,31 @@ function toRecord(flat: readonly unknown[]): Record<string, unknown> {
   const record: Record<string, unknown> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) record[String(flat[i])] = flat[i + 1];
   return record;
+}
+
+/** When the entry entered the outbox: the millisecond part of its stream id. */
+function entryTimeMs(event: OutboxEvent): number {
+  return Number(event.entryId.split('-')[0]);
+}
+
+const sizes = new WeakMap<OutboxEvent, number>();
+function byteLength(event: OutboxEvent): number {
+  let size = sizes.get(event);
+  if (size === undefined) {
+    size = Buffer.byteLength(event.line, 'utf8');
+    sizes.set(event, size);
+  }
+  return size;
+}
+
+/** FNV-1a: a stable, well-spread lane choice for a partition key. */
+function hashString(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 function count(metrics: Metrics, sink: string, verdicts: readonly Verdict[]): void {

@@ -1,8 +1,11 @@
+import { elasticsearch, opensearch } from './elasticsearch/index.ts';
 import { file } from './file/index.ts';
+import { loki } from './loki/index.ts';
+import { s3 } from './s3/index.ts';
 import type { AnySinkModule } from './sink.ts';
 import { stdout } from './stdout/index.ts';
 
 /** Every sink the shipper knows. Adding one is a folder under src/sinks and a line here. */
 export const sinkModules: ReadonlyMap<string, AnySinkModule> = new Map(
-  [file, stdout].map((m) => [m.type, m]),
+  [file, stdout, loki, elasticsearch, opensearch, s3].map((m) => [m.type, m]),
 );

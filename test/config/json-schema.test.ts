@@ -46,7 +46,7 @@ describe('config/schema.json', () => {
 
     const sinks = (properties.sinks as Json).items as Json;
     const sinkTypes = (sinks.oneOf as Json[]).map((s) => (s.properties as Record<string, Json>).type?.const);
-    expect(sinkTypes).toEqual(['file', 'stdout']);
+    expect(sinkTypes).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 'opensearch', 's3']);
 
     const scope = (properties.scopes as Json).items as Json;
     expect(Object.keys(scope.properties as Json)).toEqual(
@@ -75,12 +75,12 @@ describe('config/schema.json', () => {
 describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
-  it('loads: 1 provider, 3 scopes, 2 sinks, every daemon setting spelled out', () => {
+  it('loads: 1 provider, 3 scopes, 5 sinks, every daemon setting spelled out', () => {
     const result = loadConfig({ path: EXAMPLE }, { env: BASE_ENV });
     if (!result.ok) throw new Error(result.error.format());
     expect(result.config.providers).toHaveLength(1);
     expect(result.config.scopes).toHaveLength(3);
-    expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout']);
+    expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 's3']);
     expect(result.warnings).toEqual([expect.stringMatching(/^daemon\.redis\.url is empty/)]);
 
     const spelled = (group: DaemonGroup, values: Json, path: string) => {

@@ -367,7 +367,8 @@ describe('problems are reported by path and line', () => {
         path: 'sinks[0].type',
         line: 10,
         column: 11,
-        message: 'unknown sink type "elastic"; known types: file, stdout',
+        message:
+          'unknown sink type "elastic"; known types: file, stdout, loki, elasticsearch, opensearch, s3',
       },
     ]);
   });

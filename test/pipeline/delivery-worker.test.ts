@@ -4,7 +4,7 @@ import { DeliveryWorker } from '../../src/pipeline/delivery-worker.ts';
 import type { OutboxEvent } from '../../src/pipeline/envelope.ts';
 import { DELIVERY_GROUP, RedisKeys } from '../../src/pipeline/keys.ts';
 import { OutboxMonitor } from '../../src/pipeline/outbox.ts';
-import type { Sink, Verdict } from '../../src/sinks/sink.ts';
+import type { BatchPolicy, Sink, Verdict } from '../../src/sinks/sink.ts';
 import { silentLogger } from '../support/logger.ts';
 import { startTestRedis, type TestRedis } from '../support/redis.ts';
 
@@ -44,7 +44,7 @@ class ScriptedSink implements Sink {
   }
 }
 
-async function enqueue(sink: string, ids: string[]): Promise<void> {
+async function enqueue(sink: string, ids: string[], scope = 's', pad = 0): Promise<void> {
   await new OutboxMonitor(redis.client, keys).ensureGroup(sink);
   for (const id of ids) {
     await redis.client.xadd(
@@ -53,20 +53,20 @@ async function enqueue(sink: string, ids: string[]): Promise<void> {
       'id',
       id,
       'scope',
-      's',
+      scope,
       't',
       '1000',
       'seen',
       '2000',
       'line',
-      `{"id":"${id}"}`,
+      `{"id":"${id}"${pad > 0 ? `,"pad":"${'x'.repeat(pad)}"` : ''}}`,
     );
   }
 }
 
 async function startWorker(
   sink: Sink,
-  overrides: { consumerTimeoutMs?: number } = {},
+  overrides: { consumerTimeoutMs?: number; policy?: Partial<BatchPolicy> } = {},
 ): Promise<DeliveryWorker> {
   const worker = new DeliveryWorker({
     sink,
@@ -74,6 +74,7 @@ async function startWorker(
     keys,
     instanceId: 'test',
     batchSize: 10,
+    ...(overrides.policy ? { policy: overrides.policy } : {}),
     retry: { initialMs: 10, maxMs: 50 },
     consumerTimeoutMs: overrides.consumerTimeoutMs ?? 10_000,
     blockMs: 50,
@@ -197,6 +198,116 @@ describe('DeliveryWorker', () => {
     await new Promise((r) => setTimeout(r, 600));
     expect(sink.delivered()).toEqual([]);
     expect(await redis.client.xlen(keys.outbox('scripted'))).toBe(1);
+  });
+});
+
+describe('DeliveryWorker batching and concurrency', () => {
+  it('cuts batches by bytes as well as by count', async () => {
+    // Each line is ~110 bytes: 3 fit under 400 bytes, the 4th does not.
+    await enqueue('scripted', ['a', 'b', 'c', 'd', 'e', 'f', 'g'], 's', 100);
+    const sink = new ScriptedSink();
+    await startWorker(sink, { policy: { maxEvents: 100, maxBytes: 400 } });
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    expect(sink.received.map((b) => b.map((e) => e.id))).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g']]);
+  });
+
+  it('lets a batch that is not full linger until its oldest event is old enough, then sends it', async () => {
+    const sink = new ScriptedSink();
+    const sentAt: number[] = [];
+    sink.decide = (_e, call) => {
+      sentAt[call] = Date.now();
+      return { kind: 'delivered' };
+    };
+    await new OutboxMonitor(redis.client, keys).ensureGroup('scripted');
+    await startWorker(sink, { policy: { maxEvents: 5, lingerMs: 600 } });
+    const t0 = Date.now();
+    await enqueue('scripted', ['lonely']);
+    await until(() => sink.received.length === 1);
+    expect((sentAt[1] as number) - t0).toBeGreaterThanOrEqual(550);
+    // A full batch does not wait.
+    const t1 = Date.now();
+    await enqueue('scripted', ['f1', 'f2', 'f3', 'f4', 'f5']);
+    await until(() => sink.received.length === 2);
+    expect((sentAt[2] as number) - t1).toBeLessThan(500);
+    expect(sink.received[1]?.map((e) => e.id)).toEqual(['f1', 'f2', 'f3', 'f4', 'f5']);
+  });
+
+  it('keeps several batches in flight, but never two of one partition, and each partition in order', async () => {
+    const ids = Array.from({ length: 60 }, (_, i) => `e${String(i).padStart(2, '0')}`);
+    await enqueue(
+      'scripted',
+      ids.filter((_, i) => i % 3 === 0),
+      'p0',
+    );
+    await enqueue(
+      'scripted',
+      ids.filter((_, i) => i % 3 === 1),
+      'p1',
+    );
+    await enqueue(
+      'scripted',
+      ids.filter((_, i) => i % 3 === 2),
+      'p2',
+    );
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const inFlightPerKey = new Map<string, number>();
+    let overlapOfOneKey = false;
+    const order = new Map<string, string[]>();
+    const sink: Sink = {
+      name: 'scripted',
+      async start() {},
+      async close() {},
+      partitionKey: (e) => e.scopeKey,
+      async send(batch) {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        const keysHere = new Set(batch.map((e) => e.scopeKey));
+        for (const k of keysHere) {
+          const n = (inFlightPerKey.get(k) ?? 0) + 1;
+          inFlightPerKey.set(k, n);
+          if (n > 1) overlapOfOneKey = true;
+        }
+        for (const e of batch) order.set(e.scopeKey, [...(order.get(e.scopeKey) ?? []), e.id]);
+        await new Promise((r) => setTimeout(r, 30));
+        for (const k of keysHere) inFlightPerKey.set(k, (inFlightPerKey.get(k) ?? 1) - 1);
+        inFlight--;
+        return batch.map(() => ({ kind: 'delivered' }) as const);
+      },
+    };
+    await startWorker(sink, { policy: { maxEvents: 4, concurrency: 3 } });
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    expect(maxInFlight).toBeGreaterThan(1);
+    expect(overlapOfOneKey).toBe(false);
+    for (const [, got] of order) expect(got).toEqual([...got].sort());
+    expect([...order.values()].flat().sort()).toEqual(ids);
+  });
+
+  it('re-sends a sealed batch exactly as it was after its consumer died', async () => {
+    await enqueue('scripted', ['a', 'b', 'c']);
+    // The first consumer seals [a, b] (2 per batch) and dies while sending it.
+    const hanging: Sink = {
+      name: 'scripted',
+      async start() {},
+      async close() {},
+      send: (_batch, signal) =>
+        new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason))),
+    };
+    const first = await startWorker(hanging, {
+      consumerTimeoutMs: 300,
+      policy: { maxEvents: 2, stableBatches: true },
+    });
+    await until(async () => (await redis.client.hlen('{test}:batches:scripted')) === 1);
+    await first.stop(200);
+    await enqueue('scripted', ['d']);
+    // The next consumer takes 3 per batch; without the seal it would send [a, b, c].
+    const sink = new ScriptedSink();
+    await startWorker(sink, { consumerTimeoutMs: 300, policy: { maxEvents: 3, stableBatches: true } });
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    const withA = sink.received.find((b) => b.some((e) => e.id === 'a'));
+    expect(withA?.map((e) => e.id)).toEqual(['a', 'b']);
+    expect(sink.delivered().sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(await redis.client.hlen('{test}:batches:scripted')).toBe(0);
   });
 });
 

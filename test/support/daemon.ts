@@ -18,6 +18,8 @@ export interface ScenarioConfig {
   readonly leaseTtl?: string;
   readonly retry?: { attempts: number; initialBackoff: string; maxBackoff: string };
   readonly extraDaemon?: string;
+  /** More `sinks:` entries (YAML list items, indented by two spaces). */
+  readonly extraSinks?: string;
 }
 
 /** A config file for a test scenario: fast intervals, the simulator as provider, one file sink. */
@@ -49,7 +51,7 @@ sinks:
   - name: archive
     type: file
     path: ${c.sinkPath ?? join(c.dir, 'events.ndjson')}
-`;
+${c.extraSinks ?? ''}`;
   const path = join(c.dir, `config-${Math.random().toString(36).slice(2, 8)}.yaml`);
   await writeFile(path, text);
   return path;

@@ -28,6 +28,18 @@ export async function readSinkFiles(paths: readonly string[]): Promise<SinkRecor
   return records;
 }
 
+/**
+ * Records from event lines read back from any sink (Loki entry lines, Elasticsearch sources with
+ * `@timestamp` first, S3 object lines): the envelope's own fields come first, `raw` last.
+ */
+export function recordsFromLines(lines: readonly string[]): SinkRecord[] {
+  return lines.map((line) => {
+    const parsed = JSON.parse(line) as { id: string };
+    const at = line.indexOf(',"raw":');
+    return { id: parsed.id, line, raw: line.slice(at + 7, -1) };
+  });
+}
+
 export interface Verdict {
   readonly expected: number;
   readonly delivered: number;

@@ -16,7 +16,7 @@ import {
   waitFor,
   writeScenarioConfig,
 } from './daemon.ts';
-import { judge, readSinkFiles, summary, type Verdict } from './oracle.ts';
+import { judge, readSinkFiles, type SinkRecord, summary, type Verdict } from './oracle.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
 export interface Scenario {
@@ -37,6 +37,13 @@ export interface Scenario {
    * late arrivals, and returns the final verdict (with Redis diagnostics in the error on a timeout).
    */
   settle(files: () => Promise<string[]>, timeoutMs: number): Promise<Verdict>;
+  /** Like `settle`, for any sink: `records` reads back what it holds (see oracle.recordsFromLines). */
+  settleRecords(
+    records: () => Promise<SinkRecord[]>,
+    timeoutMs: number,
+    what?: string,
+    lateWaitMs?: number,
+  ): Promise<Verdict>;
   close(): Promise<void>;
 }
 
@@ -110,18 +117,24 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         `wait ${JSON.stringify(await r.lrange(`${q}:wait`, 0, -1))} active ${JSON.stringify(await r.lrange(`${q}:active`, 0, -1))}`,
       );
       out.push(`failed ${JSON.stringify(await r.zrange(`${q}:failed`, '0', '-1'))}`);
-      out.push(
-        `outbox ${await r.xlen('{auditlog}:outbox:archive')} dlq ${await r.xlen('{auditlog}:dlq:archive').catch(() => 0)}`,
-      );
+      for (const key of (await r.keys('{auditlog}:outbox:*')).sort()) {
+        const sink = key.slice('{auditlog}:outbox:'.length);
+        out.push(
+          `outbox ${sink} ${await r.xlen(key)} dlq ${await r.xlen(`{auditlog}:dlq:${sink}`).catch(() => 0)}`,
+        );
+      }
       out.push(`time ${Date.now()}`);
       return out.join('\n');
     },
-    async settle(files, timeoutMs) {
-      let verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+    settle(files, timeoutMs) {
+      return scenario.settleRecords(async () => readSinkFiles(await files()), timeoutMs);
+    },
+    async settleRecords(records, timeoutMs, what = 'the sink', lateWaitMs = delay.lateMaxMs + 1_500) {
+      let verdict = judge(scenario.truth(), await records());
       await waitFor(
-        'every visible event in the sink',
+        `every visible event in ${what}`,
         async () => {
-          verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+          verdict = judge(scenario.truth(), await records());
           return verdict.missing.length === 0;
         },
         timeoutMs,
@@ -130,8 +143,8 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         throw new Error(`${error.message}: ${summary(verdict)}\n${await scenario.diagnose()}`);
       });
       // Events made visible late (up to lateMaxMs after their time) need one more poll to arrive.
-      await new Promise((r) => setTimeout(r, delay.lateMaxMs + 1_500));
-      return judge(scenario.truth(), await readSinkFiles(await files()));
+      await new Promise((r) => setTimeout(r, lateWaitMs));
+      return judge(scenario.truth(), await records());
     },
     async close() {
       for (const d of daemons) d.kill('SIGKILL');

@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  HeadObjectCommand,
+  PutObjectCommand,
+  type PutObjectCommandInput,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import type { OutboxEvent } from '../../pipeline/envelope.ts';
+import { batchPolicy } from '../shared/config.ts';
+import type { BatchPolicy, Sink, SinkDeps, SinkInstance, SinkRequestSample, Verdict } from '../sink.ts';
+import type { S3SinkSettings } from './config.ts';
+import { type ObjectPlan, planObjects } from './objects.ts';
+
+type Outcome =
+  | { kind: 'stored' }
+  | { kind: 'duplicate' }
+  | { kind: 'retry'; reason: string }
+  | { kind: 'rejected'; reason: string };
+
+/**
+ * Archives events to S3 or an S3-compatible store as gzip'd NDJSON objects whose keys derive from
+ * their content (see objects.ts), written create-only (`If-None-Match: *`): re-sending a batch after a
+ * crash or a lost answer finds the object there (412) and counts as a duplicate, never a second copy.
+ * The delivery worker seals each batch before its first send (stable batches), so after a crash the
+ * same events come back in the same composition and therefore under the same keys. Content-MD5 is
+ * always sent (Object Lock buckets require it); the SDK's newer default checksums are off because
+ * several S3-compatible stores refuse them. Every failure is retried: nothing an S3 store says is a
+ * reason to drop an audit event.
+ */
+export class S3Sink implements Sink {
+  readonly name: string;
+  readonly batching: Partial<BatchPolicy>;
+  readonly #s: S3SinkSettings;
+  readonly #log: Logger;
+  readonly #client: S3Client;
+  readonly #onRequest: ((sample: SinkRequestSample) => void) | undefined;
+
+  constructor(instance: SinkInstance<S3SinkSettings>, deps: SinkDeps) {
+    this.name = instance.name;
+    this.#s = instance.settings;
+    this.#log = deps.log;
+    this.#onRequest = deps.onRequest;
+    this.batching = batchPolicy(this.#s, { stableBatches: true });
+    const { auth, tls } = this.#s;
+    const ca = tls.caFile ? readFileSync(tls.caFile, 'utf8') : undefined;
+    this.#client = new S3Client({
+      region: this.#s.region,
+      ...(this.#s.endpoint ? { endpoint: this.#s.endpoint } : {}),
+      forcePathStyle: this.#s.forcePathStyle ?? this.#s.endpoint !== undefined,
+      ...(auth
+        ? {
+            credentials: {
+              accessKeyId: auth.accessKeyId.reveal(),
+              secretAccessKey: auth.secretAccessKey.reveal(),
+              ...(auth.sessionToken ? { sessionToken: auth.sessionToken.reveal() } : {}),
+            },
+          }
+        : {}),
+      // The delivery worker retries with backoff, forever; the SDK's own retries would hide failures.
+      maxAttempts: 1,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        requestTimeout: this.#s.timeout,
+        connectionTimeout: Math.min(this.#s.timeout, 10_000),
+        httpsAgent: new HttpsAgent({
+          keepAlive: true,
+          rejectUnauthorized: !tls.insecureSkipVerify,
+          ...(ca ? { ca } : {}),
+        }),
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.#s.tls.insecureSkipVerify) {
+      this.#log.warn(`sink "${this.name}": TLS certificate verification is OFF (tls.insecureSkipVerify)`);
+    }
+  }
+
+  /** A scope's events share a lane, so its objects are fewer and larger. */
+  partitionKey(event: OutboxEvent): string {
+    return event.scopeKey;
+  }
+
+  async send(batch: readonly OutboxEvent[], signal: AbortSignal): Promise<readonly Verdict[]> {
+    const verdicts: Verdict[] = new Array(batch.length);
+    const plans = planObjects(batch, this.#s.prefix);
+    await Promise.all(
+      plans.map(async (plan) => {
+        const outcome = await this.#write(plan, signal);
+        const verdict: Verdict =
+          outcome.kind === 'stored'
+            ? { kind: 'delivered' }
+            : outcome.kind === 'duplicate'
+              ? { kind: 'duplicate' }
+              : outcome;
+        for (const index of plan.indexes) verdicts[index] = verdict;
+      }),
+    );
+    return verdicts;
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+
+  async #write(plan: ObjectPlan, signal: AbortSignal): Promise<Outcome> {
+    const { bucket } = this.#s;
+    if (this.#s.conditionalWrites === 'headBeforePut') {
+      const existing = await this.#head(plan, signal);
+      if (existing) return existing;
+    }
+    const input: PutObjectCommandInput = {
+      Bucket: bucket,
+      Key: plan.key,
+      Body: plan.body,
+      ContentLength: plan.body.length,
+      ContentType: 'application/gzip',
+      ContentMD5: plan.contentMd5,
+      Metadata: {
+        events: String(plan.events.length),
+        'first-event-id': (plan.events[0] as OutboxEvent).id,
+        'last-event-id': (plan.events.at(-1) as OutboxEvent).id,
+        'content-sha256': plan.contentSha256,
+      },
+      ...(this.#s.conditionalWrites === 'ifNoneMatch' ? { IfNoneMatch: '*' } : {}),
+      ...(this.#s.serverSideEncryption
+        ? {
+            ServerSideEncryption: this.#s.serverSideEncryption.type,
+            ...(this.#s.serverSideEncryption.kmsKeyId
+              ? { SSEKMSKeyId: this.#s.serverSideEncryption.kmsKeyId }
+              : {}),
+          }
+        : {}),
+      ...(this.#s.objectLock
+        ? {
+            ObjectLockMode: this.#s.objectLock.mode,
+            ObjectLockRetainUntilDate: new Date(Date.now() + this.#s.objectLock.retainDays * 86_400_000),
+          }
+        : {}),
+      ...(this.#s.storageClass
+        ? { StorageClass: this.#s.storageClass as PutObjectCommandInput['StorageClass'] }
+        : {}),
+      ...(this.#s.additionalChecksum ? { ChecksumAlgorithm: this.#s.additionalChecksum } : {}),
+    };
+    const started = performance.now();
+    try {
+      const out = await this.#client.send(new PutObjectCommand(input), { abortSignal: signal });
+      this.#sample('put_object', String(out.$metadata.httpStatusCode ?? 200), started);
+      return { kind: 'stored' };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const status = statusOf(error);
+      this.#sample('put_object', status === undefined ? 'error' : String(status), started);
+      if (status === 412 || errorCode(error) === 'PreconditionFailed') {
+        // Already there: confirm it holds these events (the key embeds their hash; the metadata has all of it).
+        return (await this.#head(plan, signal)) ?? { kind: 'duplicate' };
+      }
+      return { kind: 'retry', reason: this.#describe(error, plan) };
+    }
+  }
+
+  /** For a key that may exist: duplicate if it holds our content, rejected if it holds other bytes. */
+  async #head(plan: ObjectPlan, signal: AbortSignal): Promise<Outcome | undefined> {
+    const started = performance.now();
+    try {
+      const head = await this.#client.send(new HeadObjectCommand({ Bucket: this.#s.bucket, Key: plan.key }), {
+        abortSignal: signal,
+      });
+      this.#sample('head_object', String(head.$metadata.httpStatusCode ?? 200), started);
+      const stored = head.Metadata?.['content-sha256'];
+      if (stored !== undefined && stored !== plan.contentSha256) {
+        return {
+          kind: 'rejected',
+          reason: `s3 sink "${this.name}": s3://${this.#s.bucket}/${plan.key} already exists with different content (sha256 ${stored}, ours ${plan.contentSha256}); not overwritten`,
+        };
+      }
+      return { kind: 'duplicate' };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const status = statusOf(error);
+      this.#sample('head_object', status === undefined ? 'error' : String(status), started);
+      if (status === 404) return undefined;
+      if (this.#s.conditionalWrites === 'ifNoneMatch') {
+        // The store said 412; without read access we cannot compare, and the key already names our content.
+        this.#log.debug(
+          { sink: this.name, key: plan.key, status },
+          'HEAD after 412 failed; counting as duplicate',
+        );
+        return { kind: 'duplicate' };
+      }
+      return { kind: 'retry', reason: this.#describe(error, plan) };
+    }
+  }
+
+  #describe(error: unknown, plan: ObjectPlan): string {
+    const status = statusOf(error);
+    const code = errorCode(error);
+    const message = error instanceof Error ? error.message : String(error);
+    const first = (plan.events[0] as OutboxEvent).id;
+    let hint = '';
+    if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || status === 403) {
+      hint = ' (check the credentials and the bucket policy)';
+    } else if (code === 'NotImplemented' || status === 501) {
+      hint = ' (the store may not support If-None-Match: set conditionalWrites: headBeforePut)';
+    } else if (code === 'NoSuchBucket') hint = ' (create the bucket)';
+    const reason = `s3 sink "${this.name}": PUT s3://${this.#s.bucket}/${plan.key}: ${status !== undefined ? `HTTP ${status} ` : ''}${code ?? 'error'}: ${message}${hint} (${plan.events.length} events, first ${first})`;
+    if (status === 403 || status === 400 || status === 404 || status === 501)
+      this.#log.error({ sink: this.name, status, code, firstEventId: first }, reason);
+    return reason;
+  }
+
+  #sample(operation: string, status: string, started: number): void {
+    this.#onRequest?.({ operation, status, seconds: (performance.now() - started) / 1000 });
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (error instanceof S3ServiceException) return error.$metadata.httpStatusCode;
+  const meta = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata;
+  return meta?.httpStatusCode;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof S3ServiceException) return error.name;
+  return error instanceof Error ? ((error as { code?: string }).code ?? error.name) : undefined;
+}

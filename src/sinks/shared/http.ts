@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { Agent, errors, request } from 'undici';
+import { safeUrl } from '../../http/errors.ts';
+import type { SinkRequestSample } from '../sink.ts';
+import { authorizationHeader, type HttpAuth, type TlsSettings } from './config.ts';
+
+export interface SinkHttpOptions {
+  /** The sink's name, for messages. */
+  readonly sink: string;
+  /** Base URL; request paths are resolved against it, so credentials only ever go to this origin. */
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly tls: TlsSettings;
+  readonly auth: HttpAuth;
+  /** Sent with every request (tenant headers). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly userAgent: string;
+  readonly onRequest?: ((sample: SinkRequestSample) => void) | undefined;
+  /** Larger responses are refused (a sink's answers are small; a huge one is a misconfiguration). */
+  readonly maxResponseBytes?: number;
+}
+
+export interface SinkHttpRequest {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'HEAD';
+  /** Path (and query) relative to the base URL. */
+  readonly path: string;
+  readonly operation: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Buffer;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface SinkHttpResponse {
+  readonly status: number;
+  /** Lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+/** No response at all: timeout, refused connection, TLS failure. The batch is retried. */
+export class SinkTransportError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SinkTransportError';
+  }
+}
+
+/**
+ * The HTTP side of a sink: one keep-alive pool to one origin, TLS verified unless turned off (with
+ * optional client certificates for mutual TLS), a deadline per request, bounded responses, the
+ * Authorization header added here and nowhere else, and a metrics sample per request. Request bodies
+ * are Buffers, so they go with Content-Length rather than chunked (OpenSearch advises against chunked
+ * bulk bodies). It does not retry: the delivery worker does, with backoff and without giving up.
+ */
+export class SinkHttp {
+  readonly base: URL;
+  readonly #o: SinkHttpOptions;
+  readonly #agent: Agent;
+  readonly #authorization: string | undefined;
+
+  constructor(options: SinkHttpOptions) {
+    this.#o = options;
+    this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
+    const { tls } = options;
+    const read = (path: string | undefined, what: string): string | undefined => {
+      if (path === undefined) return undefined;
+      try {
+        return readFileSync(path, 'utf8');
+      } catch (error) {
+        throw new Error(
+          `sink "${options.sink}": cannot read tls.${what} ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+        );
+      }
+    };
+    const ca = read(tls.caFile, 'caFile');
+    const cert = read(tls.certFile, 'certFile');
+    const key = read(tls.keyFile, 'keyFile');
+    this.#agent = new Agent({
+      connect: {
+        rejectUnauthorized: !tls.insecureSkipVerify,
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        ...(tls.serverName ? { servername: tls.serverName } : {}),
+        timeout: options.timeoutMs,
+      },
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+    this.#authorization = authorizationHeader(options.auth);
+  }
+
+  url(path: string): URL {
+    const url = new URL(path.replace(/^\//, ''), this.base);
+    if (url.origin !== this.base.origin)
+      throw new Error(`sink "${this.#o.sink}": ${path} leaves ${this.base.origin}`);
+    return url;
+  }
+
+  async send(req: SinkHttpRequest): Promise<SinkHttpResponse> {
+    const url = this.url(req.path);
+    const deadline = AbortSignal.timeout(this.#o.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
+    const where = `sink "${this.#o.sink}": ${req.method} ${safeUrl(url)}`;
+    const started = performance.now();
+    let status = 'error';
+    try {
+      const response = await request(url, {
+        dispatcher: this.#agent,
+        method: req.method,
+        headers: {
+          'user-agent': this.#o.userAgent,
+          ...this.#o.headers,
+          ...req.headers,
+          ...(this.#authorization ? { authorization: this.#authorization } : {}),
+        },
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        signal,
+      });
+      status = String(response.statusCode);
+      const body = await readBounded(response.body, this.#o.maxResponseBytes ?? 16 * 1024 * 1024, where);
+      return { status: response.statusCode, headers: flatten(response.headers), body };
+    } catch (error) {
+      if (error instanceof SinkTransportError) throw error;
+      if (req.signal?.aborted) throw new SinkTransportError(`${where}: aborted`, { cause: error });
+      if (deadline.aborted || isTimeout(error)) {
+        throw new SinkTransportError(`${where}: no complete response within ${this.#o.timeoutMs} ms`, {
+          cause: error,
+        });
+      }
+      throw new SinkTransportError(`${where}: ${describe(error)}`, { cause: error });
+    } finally {
+      this.#o.onRequest?.({
+        operation: req.operation,
+        status,
+        seconds: (performance.now() - started) / 1000,
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
+
+async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number, where: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > maxBytes) throw new SinkTransportError(`${where}: response larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
+
+function isTimeout(error: unknown): boolean {
+  return (
+    error instanceof errors.HeadersTimeoutError ||
+    error instanceof errors.BodyTimeoutError ||
+    error instanceof errors.ConnectTimeoutError
+  );
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return `${typeof code === 'string' ? `${code} ` : ''}${error.message}${cause}`;
+  }
+  return String(error);
+}
+
+/** Shortens a store's error body for a reason or a log line: one line, bounded. */
+export function excerpt(body: string, max = 300): string {
+  const flat = body.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}

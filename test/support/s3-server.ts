@@ -1,0 +1,247 @@
+import { createHash, createHmac } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+// s3rver's error type gives the right XML body and status; it has no types of its own.
+// @ts-expect-error untyped CommonJS module
+import S3Error from 's3rver/lib/models/error.js';
+
+export const S3_ACCESS_KEY = 'S3RVER';
+export const S3_SECRET_KEY = 'S3RVER';
+
+/**
+ * A real S3-protocol server (s3rver: SigV4 signatures checked, XML errors, objects on disk), made
+ * faithful to S3 conditional writes, which s3rver lacks: a PutObject with `If-None-Match: *` on an
+ * existing key answers 412 PreconditionFailed; a concurrent conditional PUT of a key still being
+ * written answers 409 ConditionalRequestConflict; any other If-None-Match value is 501 NotImplemented
+ * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). The check runs
+ * inside s3rver's store call, i.e. after authentication, as on S3. s3rver also skips verifying SigV4
+ * signatures (it only looks up the access key id), so a middleware here verifies them the way S3
+ * does: a wrong secret gets 403 SignatureDoesNotMatch.
+ */
+export class S3TestServer {
+  readonly bucket: string;
+  url = '';
+  #server: S3rver | undefined;
+  #dir = '';
+  #down = false;
+  readonly conditionalPuts = { created: 0, refused: 0 };
+
+  constructor(bucket = 'audit') {
+    this.bucket = bucket;
+  }
+
+  async start(port = 0): Promise<string> {
+    this.#dir ||= await mkdtemp(join(tmpdir(), 's3rver-'));
+    const server = new S3rver({
+      port,
+      address: '127.0.0.1',
+      silent: true,
+      directory: this.#dir,
+      configureBuckets: [{ name: this.bucket }],
+    });
+    const store = server.store;
+    const put = store.putObject.bind(store);
+    const inFlight = new Set<string>();
+    store.putObject = async (object) => {
+      if (this.#down) throw new S3Error('ServiceUnavailable', 'Reduce your request rate.');
+      const req = object.content as IncomingMessage;
+      const condition = req.headers?.['if-none-match'];
+      if (condition === undefined) return put(object);
+      const id = `${object.bucket}/${object.key}`;
+      const refuse = async (error: Error): Promise<never> => {
+        req.resume(); // drain the body so the client reads our answer instead of a reset
+        await new Promise((r) => req.on('end', r));
+        throw error;
+      };
+      if (condition.trim() !== '*')
+        return refuse(
+          new S3Error(
+            'NotImplemented',
+            'A header you provided implies functionality that is not implemented',
+            { Header: 'If-None-Match' },
+          ),
+        );
+      if (inFlight.has(id)) {
+        const conflict = new S3Error(
+          'ConditionalRequestConflict',
+          'A conflicting conditional operation is currently in progress against this resource. Please try again.',
+        );
+        conflict.status = 409;
+        return refuse(conflict);
+      }
+      inFlight.add(id);
+      try {
+        if (await store.existsObject(object.bucket, object.key)) {
+          this.conditionalPuts.refused++;
+          return await refuse(
+            new S3Error(
+              'PreconditionFailed',
+              'At least one of the pre-conditions you specified did not hold',
+              { Condition: 'If-None-Match' },
+            ),
+          );
+        }
+        const result = await put(object);
+        this.conditionalPuts.created++;
+        return result;
+      } finally {
+        inFlight.delete(id);
+      }
+    };
+    // Koa composes its middleware at listen time, so this one runs first.
+    (server as unknown as { middleware: unknown[] }).middleware.unshift(verifySigV4);
+    const { port: bound } = await server.run();
+    this.#server = server;
+    this.url = `http://127.0.0.1:${bound}`;
+    return this.url;
+  }
+
+  /** While down, PUTs answer 503 (after authentication). */
+  setDown(down: boolean): void {
+    this.#down = down;
+  }
+
+  async stop(): Promise<void> {
+    await this.#server?.close();
+    this.#server = undefined;
+  }
+
+  async remove(): Promise<void> {
+    await this.stop();
+    if (this.#dir) await rm(this.#dir, { recursive: true, force: true });
+  }
+
+  client(): S3Client {
+    return new S3Client({
+      region: 'us-east-1',
+      endpoint: this.url,
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  /** Every object under the prefix with its metadata and gunzipped lines, read back over the S3 API. */
+  async objects(
+    prefix = '',
+  ): Promise<Array<{ key: string; lines: string[]; metadata: Record<string, string>; contentType: string }>> {
+    const client = this.client();
+    try {
+      const out: Array<{
+        key: string;
+        lines: string[];
+        metadata: Record<string, string>;
+        contentType: string;
+      }> = [];
+      let token: string | undefined;
+      do {
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+        for (const item of page.Contents ?? []) {
+          const got = await client.send(new GetObjectCommand({ Bucket: this.bucket, Key: item.Key }));
+          const bytes = Buffer.from(
+            await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+          );
+          const text = gunzipSync(bytes).toString('utf8');
+          out.push({
+            key: item.Key as string,
+            lines: text.split('\n').slice(0, -1),
+            metadata: got.Metadata ?? {},
+            contentType: got.ContentType ?? '',
+          });
+        }
+        token = page.NextContinuationToken;
+      } while (token);
+      return out;
+    } finally {
+      client.destroy();
+    }
+  }
+}
+
+interface KoaContext {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  status: number;
+  body: unknown;
+  type: string;
+  set(name: string, value: string): void;
+}
+
+/** Verifies an AWS SigV4 Authorization header against the one known key pair; 403 like S3 otherwise. */
+async function verifySigV4(ctx: KoaContext, next: () => Promise<void>): Promise<void> {
+  const auth = ctx.headers.authorization;
+  if (typeof auth === 'string' && auth.startsWith('AWS4-HMAC-SHA256 ')) {
+    const parts = Object.fromEntries(
+      auth
+        .slice(17)
+        .split(/,\s*/)
+        .map((p) => p.split('=') as [string, string]),
+    );
+    const [accessKeyId, date, region, service] = String(parts.Credential).split('/');
+    const signedHeaders = String(parts.SignedHeaders).split(';');
+    const [rawPath = '/', rawQuery = ''] = ctx.url.split('?');
+    const query = rawQuery
+      .split('&')
+      .filter((q) => q !== '')
+      .map((q) => {
+        const [k = '', v = ''] = q.split('=');
+        return [rfc3986(decodeURIComponent(k)), rfc3986(decodeURIComponent(v.replace(/\+/g, ' ')))] as [
+          string,
+          string,
+        ];
+      })
+      .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
+      .map(([k, v]) => `${k}=${v}`)
+      .join('&');
+    const header = (name: string): string =>
+      String(ctx.headers[name] ?? '')
+        .trim()
+        .replace(/\s+/g, ' ');
+    const canonical = [
+      ctx.method,
+      rawPath,
+      query,
+      ...signedHeaders.map((h) => `${h}:${header(h)}`),
+      '',
+      signedHeaders.join(';'),
+      header('x-amz-content-sha256') || 'UNSIGNED-PAYLOAD',
+    ].join('\n');
+    const scope = `${date}/${region}/${service}/aws4_request`;
+    const toSign = [
+      'AWS4-HMAC-SHA256',
+      header('x-amz-date'),
+      scope,
+      createHash('sha256').update(canonical).digest('hex'),
+    ].join('\n');
+    if (accessKeyId === S3_ACCESS_KEY) {
+      let key: Buffer = createHmac('sha256', `AWS4${S3_SECRET_KEY}`).update(String(date)).digest();
+      for (const part of [region, service, 'aws4_request'])
+        key = createHmac('sha256', key).update(String(part)).digest();
+      const expected = createHmac('sha256', key).update(toSign).digest('hex');
+      if (expected !== parts.Signature) {
+        ctx.status = 403;
+        ctx.type = 'application/xml';
+        ctx.body =
+          '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message></Error>';
+        return;
+      }
+    }
+  }
+  await next();
+}
+
+function rfc3986(text: string): string {
+  return encodeURIComponent(text).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
