@@ -19,7 +19,12 @@ export const PROJECT_A = '3f2504e0-4f89-41d3-9a0c-0305e82c3301';
 export const PROJECT_B = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
 export const FOLDER_A = '9b2d1c3a-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
 
-export const BASE_ENV = { STACKIT_TOKEN: TOKEN } as const;
+export const BASE_ENV = {
+  STACKIT_TOKEN: TOKEN,
+  // The cloudscale projects of config/example.yaml.
+  CLOUDSCALE_TOKEN_WEB_SHOP: 'cs-token-web-shop',
+  CLOUDSCALE_TOKEN_BACKOFFICE: 'cs-token-backoffice',
+} as const;
 
 export function load(text: string, options: LoadOptions = {}) {
   return loadConfig({ text, origin: 'test.yaml' }, { env: BASE_ENV, ...options });
