@@ -57,16 +57,17 @@ export class ProjectLogsClient {
    * A URL the API handed out (`next`, `poll_more`), or one stored from it, as a URL the token may be
    * sent to. Anything off the configured origin is refused before it is followed or stored.
    */
-  vet(url: string, what: string, field: string): URL {
+  vet(url: string, what: string, field: string, base?: URL): URL {
     let parsed: URL;
     try {
-      parsed = new URL(url);
+      // A relative link resolves against the request it came with (same origin by construction).
+      parsed = new URL(url, base);
     } catch {
       throw new ProviderError({
         provider: 'cloudscale',
         reason: 'invalid_response',
         retryable: false,
-        message: `${what}: ${field} is not an absolute URL`,
+        message: `${what}: ${field} is not a URL`,
       });
     }
     try {
@@ -117,7 +118,11 @@ export class ProjectLogsClient {
       });
       this.#observe(response.status, started);
       if (response.status === 200) return response.body;
-      const { reason, retryable } = reasonForStatus(response.status);
+      const classified = reasonForStatus(response.status);
+      // The token implies the project, so a 404 never means "scope gone" (a deleted project's token
+      // stops authenticating: 401); it is a path or cursor the API does not know.
+      const { reason, retryable } =
+        response.status === 404 ? { reason: 'bad_request' as const, retryable: false } : classified;
       const maintenance = response.status === 503 ? ' (maintenance)' : '';
       return new ProviderError({
         provider: 'cloudscale',

@@ -127,9 +127,11 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       read.resuming = false;
 
       const page = this.#parse(body, where);
-      const next = page.next === undefined ? undefined : this.#client.vet(page.next, where, 'next');
+      const next = page.next === undefined ? undefined : this.#client.vet(page.next, where, 'next', current);
       const pollMore =
-        page.pollMore === undefined ? undefined : this.#client.vet(page.pollMore, where, 'poll_more');
+        page.pollMore === undefined
+          ? undefined
+          : this.#client.vet(page.pollMore, where, 'poll_more', current);
       const resumeAt = this.#checkProgress(page, next ?? pollMore, next, current, requested, where);
 
       const before = read.progress;
