@@ -144,6 +144,11 @@ function failure(result: PollResult): ProviderError {
   return error as ProviderError;
 }
 
+/** Lets a second of simulated time pass (called after each provider request). */
+function passSecond(): void {
+  now += 1_000;
+}
+
 const projectLogRequests = (s: Simulator) =>
   s.requestLog.filter((r) => r.route === 'cloudscale.project-logs');
 
@@ -216,7 +221,7 @@ describe('cloudscale source: retries', () => {
   it('retries a 503 and a 429, honouring Retry-After', async () => {
     const s = await simulate({}, 5);
     // A second of simulated time per request refills the budget: 1 request, then one every 2 s.
-    const { poll } = setup(s, { attempts: 3, onRequest: () => void (now += 1_000) });
+    const { poll } = setup(s, { attempts: 3, onRequest: passSecond });
     s.faults.enqueue({ type: 'status', status: 503, retryAfterSec: 1 });
     s.budget.set({ capacity: 1, refillPerSecond: 0.5 });
     const started = Date.now();
@@ -231,7 +236,7 @@ describe('cloudscale source: retries', () => {
   it('retries through a maintenance window', async () => {
     const s = await simulate();
     // Each request lets a second of simulated time pass; the window closes after the third.
-    const { poll } = setup(s, { attempts: 5, onRequest: () => void (now += 1_000) });
+    const { poll } = setup(s, { attempts: 5, onRequest: passSecond });
     s.cloudscale.setMaintenance(T0 + 2_500, 0);
     expect((await poll()).outcome).toBe('completed');
     expect(
