@@ -378,6 +378,7 @@ class Loader {
   ): ScopeSpec[] {
     const specs: ScopeSpec[] = [];
     const keys = new Map<string, number>();
+    const claims = new Map<string, number>();
     const sinkNames = [...sinks.keys()];
     const usedSinks = new Set<string>();
     let everySink = false;
@@ -429,6 +430,15 @@ class Loader {
         continue;
       }
       keys.set(key, index);
+      for (const claim of module.exclusiveClaims?.(settings.value) ?? []) {
+        const holder = claims.get(claim.key);
+        if (holder === undefined) claims.set(claim.key, index);
+        else
+          this.#issue(
+            path,
+            `uses the same ${claim.what} as scopes[${holder}]${claim.hint ? `; ${claim.hint}` : ''}`,
+          );
+      }
       if (!common.ok || defaultIntervalMs === undefined) continue;
       specs.push({
         key,

@@ -126,10 +126,12 @@ export class Poller {
     const source = this.#deps.sources.get(scope.provider);
     if (!source) throw new Error(`no source for provider "${scope.provider}"`);
     const stored = await this.#deps.state.checkpoint(scope.key);
+    const newestSeenMs = stored ? undefined : await this.#deps.state.newestSeenMs(scope.key);
     const labels = { provider: scope.providerType, scope_kind: scope.ref.kind };
     const pollScope = { key: scope.key, provider: scope.provider, ref: scope.ref, settings: scope.settings };
+    const ctx = { signal, log, now: this.#now, newestSeenMs };
 
-    for await (const page of source.pull(pollScope, stored?.checkpoint, { signal, log, now: this.#now })) {
+    for await (const page of source.pull(pollScope, stored?.checkpoint, ctx)) {
       const seenAtMs = this.#now();
       const result = await this.#deps.committer.commit(lease, scope.key, scope.sinks, page, seenAtMs);
       progress.pages++;

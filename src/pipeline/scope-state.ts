@@ -62,6 +62,12 @@ export class ScopeStateStore {
     };
   }
 
+  /** Event time (epoch ms) of the newest id in the scope's seen-set; undefined when it is empty. */
+  async newestSeenMs(scopeKey: string): Promise<number | undefined> {
+    const [, score] = await this.#redis.zrange(this.#keys.seen(scopeKey), '-1', '-1', 'WITHSCORES');
+    return score === undefined ? undefined : Number(score);
+  }
+
   async recordPoll(scopeKey: string, record: PollRecord): Promise<void> {
     const key = this.#keys.status(scopeKey);
     const fields: Record<string, string | number> = {

@@ -11,6 +11,7 @@
  * ```
  */
 import { SimClock } from './clock.ts';
+import { type CloudscaleOptions, CloudscaleProjectLogs } from './cloudscale/project-logs.ts';
 import { controlRoutes } from './control.ts';
 import { type BudgetOptions, type Fault, FaultInjector, type FaultRates, RateBudget } from './faults.ts';
 import { Observer, type RequestRecord, type SimStats } from './observe.ts';
@@ -20,6 +21,14 @@ import { StackitAuditLog, type StackitOptions, type StackitScopeKind } from './s
 import type { Truth } from './truth.ts';
 
 export type { SimClock } from './clock.ts';
+export type { BackdateOptions, CommitDelayOptions } from './cloudscale/log.ts';
+export type {
+  CloudscaleOptions,
+  CloudscaleProjectOptions,
+  CloudscaleTruthEntry,
+  CloudscaleTruthQuery,
+} from './cloudscale/project-logs.ts';
+export { CLOUDSCALE_PAGE_SIZE, CloudscaleProjectLogs } from './cloudscale/project-logs.ts';
 export type { BudgetOptions, Fault, FaultControl, FaultRates, FaultStatus, MalformedKind } from './faults.ts';
 export { FAULT_STATUSES, MALFORMED_KINDS } from './faults.ts';
 export type { RequestRecord, SimStats } from './observe.ts';
@@ -49,6 +58,8 @@ export interface SimulatorOptions {
   readonly skewMs?: number | undefined;
   /** The STACKIT Audit Log API (default: served with no scopes). */
   readonly stackit?: StackitOptions | undefined;
+  /** The cloudscale.ch project-logs API (default: served with no projects). */
+  readonly cloudscale?: CloudscaleOptions | undefined;
   /** Request budget per bearer token for provider-API calls (default unlimited). */
   readonly budget?: BudgetOptions | undefined;
   /** Whether 429s carry `Retry-After` (default true). */
@@ -93,6 +104,8 @@ export interface Simulator {
   };
   /** The STACKIT module: `addScope`, `removeScope`, `traffic.setWindow`, `order`, `token`… */
   readonly stackit: StackitAuditLog;
+  /** The cloudscale module: projects and tokens, `truth()`, `setMaintenance`, `rejectCursors`, `linkOrigin`… */
+  readonly cloudscale: CloudscaleProjectLogs;
   /** Whether 429s carry `Retry-After`; settable at runtime. */
   retryAfterHeader: boolean;
   /** Provider-API requests, oldest first, at most the last `requestLogSize` (a fresh array per read). */
@@ -123,7 +136,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     retryAfterHeader: () => retryAfterHeader,
     cacheEvents: options.cacheEvents,
   });
-  const modules: SimModule[] = [stackit];
+  const cloudscale = new CloudscaleProjectLogs(options.cloudscale ?? {}, {
+    seed,
+    clock,
+    faults,
+    budget,
+    retryAfterHeader: () => retryAfterHeader,
+  });
+  const modules: SimModule[] = [stackit, cloudscale];
   const routes: Route[] = [
     ...controlRoutes({ clock, faults, budget, observer }),
     ...modules.flatMap((m) => m.routes),
@@ -160,6 +180,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       },
     },
     stackit,
+    cloudscale,
     get retryAfterHeader() {
       return retryAfterHeader;
     },

@@ -48,6 +48,12 @@ export interface PullContext {
   readonly log: Logger;
   /** Wall clock in epoch ms; injected so windowing is testable. */
   readonly now: () => number;
+  /**
+   * Only when the scope has no checkpoint but its seen-set still holds ids (the checkpoint was reset or
+   * lost): the event time of the newest of them, i.e. how far the forgotten checkpoint had delivered.
+   * A source can restart near there instead of skipping what came after it.
+   */
+  readonly newestSeenMs?: number | undefined;
 }
 
 export interface SourceDeps {
@@ -77,7 +83,21 @@ export interface SourceModule<P, S> {
   readonly providerSchema: ZodType<P>;
   readonly scopeSchema: ZodType<S>;
   scopeRef(scope: S): ScopeRef;
+  /**
+   * Values at most one scope of this type may hold, e.g. a credential that implies which scope it reads:
+   * the config loader reports a scope that repeats another's claim. Return digests, never secrets.
+   */
+  exclusiveClaims?(scope: S): readonly ScopeClaim[];
   create(provider: ProviderInstance<P>, deps: SourceDeps): Source<S>;
+}
+
+export interface ScopeClaim {
+  /** Compared across every scope of the config; prefix it with the provider type. */
+  readonly key: string;
+  /** Names the claim in the error, e.g. `API token`. */
+  readonly what: string;
+  /** Why it must be unique / what to do, appended to the error. */
+  readonly hint?: string;
 }
 
 export interface ProviderInstance<P = unknown> {
@@ -93,6 +113,7 @@ export interface AnySourceModule {
   readonly providerSchema: ZodType;
   readonly scopeSchema: ZodType;
   scopeRef(scope: unknown): ScopeRef;
+  exclusiveClaims?(scope: unknown): readonly ScopeClaim[];
   create(provider: ProviderInstance, deps: SourceDeps): Source;
 }
 

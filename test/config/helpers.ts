@@ -26,6 +26,9 @@ export const BASE_ENV = {
   ES_API_KEY: 'es-api-key',
   S3_ACCESS_KEY_ID: 's3-key-id',
   S3_SECRET_ACCESS_KEY: 's3-secret',
+  // The cloudscale projects of config/example.yaml.
+  CLOUDSCALE_TOKEN_WEB_SHOP: 'cs-token-web-shop',
+  CLOUDSCALE_TOKEN_BACKOFFICE: 'cs-token-backoffice',
 } as const;
 
 export function load(text: string, options: LoadOptions = {}) {

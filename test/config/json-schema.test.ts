@@ -4,6 +4,8 @@ import { parse } from 'yaml';
 import { type DaemonGroup, daemonSchema, isLeaf } from '../../src/config/daemon.ts';
 import { buildJsonSchema, renderJsonSchema, SCHEMA_FILE } from '../../src/config/json-schema.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { sourceModules } from '../../src/sources/registry.ts';
+import type { AnySourceModule } from '../../src/sources/source.ts';
 import { BASE_ENV } from './helpers.ts';
 import { checkJsonSchema } from './json-schema-check.ts';
 
@@ -36,7 +38,9 @@ describe('config/schema.json', () => {
       maximum: 65535,
     });
 
-    const provider = (properties.providers as Json).items as Json;
+    const providers = ((properties.providers as Json).items as Json).oneOf as Json[];
+    expect(providers.map((p) => p.title)).toEqual(['stackit provider', 'cloudscale provider']);
+    const provider = providers[0] as Json;
     expect(provider).toMatchObject({
       title: 'stackit provider',
       required: expect.arrayContaining(['name', 'type', 'auth']),
@@ -48,7 +52,7 @@ describe('config/schema.json', () => {
     const sinkTypes = (sinks.oneOf as Json[]).map((s) => (s.properties as Record<string, Json>).type?.const);
     expect(sinkTypes).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 'opensearch', 's3']);
 
-    const scope = (properties.scopes as Json).items as Json;
+    const scope = (((properties.scopes as Json).items as Json).anyOf as Json[])[0] as Json;
     expect(Object.keys(scope.properties as Json)).toEqual(
       expect.arrayContaining(['provider', 'sinks', 'interval', 'project', 'folder', 'organization']),
     );
@@ -75,11 +79,11 @@ describe('config/schema.json', () => {
 describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
-  it('loads: 1 provider, 3 scopes, 5 sinks, every daemon setting spelled out', () => {
+  it('loads: 2 providers, 5 scopes, 5 sinks, every daemon setting spelled out', () => {
     const result = loadConfig({ path: EXAMPLE }, { env: BASE_ENV });
     if (!result.ok) throw new Error(result.error.format());
-    expect(result.config.providers).toHaveLength(1);
-    expect(result.config.scopes).toHaveLength(3);
+    expect(result.config.providers.map((p) => p.type)).toEqual(['stackit', 'cloudscale']);
+    expect(result.config.scopes).toHaveLength(5);
     expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 's3']);
     expect(result.warnings).toEqual([expect.stringMatching(/^daemon\.redis\.url is empty/)]);
 
@@ -108,7 +112,18 @@ describe('config/example.yaml', () => {
     delete (broken.providers[0] as Json).auth;
     (broken.scopes[0] as Json).sinks = [];
     (broken.sinks[1] as Json).type = 'elasticsearch';
+    // With several provider types an entry that fits none only "matches 0 oneOf branches"; one type
+    // shows the checker finds each mistake.
     expect(checkJsonSchema(buildJsonSchema(), broken)).toEqual([
+      '$.daemon: unexpected extra',
+      '$.providers[0]: matches 0 oneOf branches',
+      '$.scopes[0]: matches no anyOf branch',
+      '$.sinks[1]: matches 0 oneOf branches',
+    ]);
+    const stackitOnly = new Map([['stackit', sourceModules.get('stackit') as AnySourceModule]]);
+    broken.providers = broken.providers.slice(0, 1);
+    broken.scopes = broken.scopes.filter((scope) => scope.provider === 'stackit-prod');
+    expect(checkJsonSchema(buildJsonSchema({ sourceModules: stackitOnly }), broken)).toEqual([
       '$.daemon: unexpected extra',
       '$.providers[0]: missing auth',
       expect.stringMatching(/^\$\.providers\[0\]\.overlap: does not match/),

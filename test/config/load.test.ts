@@ -361,7 +361,8 @@ describe('problems are reported by path and line', () => {
         path: 'providers[0].type',
         line: 3,
         column: 11,
-        message: 'unknown provider type "stackitt" (did you mean "stackit"?); known types: stackit',
+        message:
+          'unknown provider type "stackitt" (did you mean "stackit"?); known types: stackit, cloudscale',
       },
       {
         path: 'sinks[0].type',

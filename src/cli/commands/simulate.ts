@@ -23,6 +23,8 @@ export interface SimulateOptions {
   readonly lateMax: number;
   readonly errorRate: number;
   readonly budget?: BudgetOptions | undefined;
+  /** Also serve this many cloudscale.ch projects, each with its own token. */
+  readonly cloudscale?: number | undefined;
 }
 
 export interface SimulateIo {
@@ -37,6 +39,15 @@ export interface SimulateIo {
 const DEFAULT_SCOPES = 3;
 const DELAY_MIN_MS = 1_000;
 const DELAY_MAX_MS = 8_000;
+/** cloudscale rows commit within a fraction of a second, late ones within seconds. */
+const CLOUDSCALE_COMMIT_MAX_MS = 300;
+const CLOUDSCALE_LATE_COMMIT_MAX_MS = 30_000;
+
+/** A simulated cloudscale project and the environment variable its token is exported as. */
+export interface CloudscaleProjectSnippet {
+  readonly name: string;
+  readonly env: string;
+}
 
 function numberArg(name: string, check: (n: number) => boolean, rule: string): (value: string) => number {
   return (value) => {
@@ -85,7 +96,11 @@ export function parseBudget(value: string): BudgetOptions {
 }
 
 /** The `providers:`/`scopes:` part of a shipper config that polls this simulator. */
-export function configSnippet(url: string, scopes: readonly StackitScopeOptions[]): string {
+export function configSnippet(
+  url: string,
+  scopes: readonly StackitScopeOptions[],
+  cloudscale: readonly CloudscaleProjectSnippet[] = [],
+): string {
   const lines = [
     'providers:',
     '  - name: sim',
@@ -93,9 +108,19 @@ export function configSnippet(url: string, scopes: readonly StackitScopeOptions[
     `    auditLogUrl: ${url}`,
     '    auth:',
     '      token: ${SIM_TOKEN}',
-    'scopes:',
   ];
+  if (cloudscale.length > 0)
+    lines.push('  - name: sim-cloudscale', '    type: cloudscale', `    apiUrl: ${url}`);
+  lines.push('scopes:');
   for (const scope of scopes) lines.push('  - provider: sim', `    ${scope.kind}: ${scope.id}`);
+  for (const project of cloudscale) {
+    lines.push(
+      '  - provider: sim-cloudscale',
+      `    project: ${project.name}`,
+      '    auth:',
+      `      token: \${${project.env}}`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -112,6 +137,11 @@ export async function simulate(options: SimulateOptions, io: SimulateIo): Promis
     id,
     eventsPerMinute: options.rate,
   }));
+  const cloudscale = Array.from({ length: options.cloudscale ?? 0 }, (_, i) => ({
+    name: `cloudscale-${i + 1}`,
+    env: `SIM_CLOUDSCALE_TOKEN_${i + 1}`,
+    token: `${options.token}-cloudscale-${i + 1}`,
+  }));
   let sim: Simulator;
   try {
     sim = await startSimulator({
@@ -126,6 +156,18 @@ export async function simulate(options: SimulateOptions, io: SimulateIo): Promis
           maxMs: DELAY_MAX_MS,
           lateFraction: options.lateFraction,
           lateMaxMs: Math.max(DELAY_MAX_MS, options.lateMax),
+        },
+      },
+      cloudscale: {
+        projects: cloudscale.map((p) => ({ name: p.name, token: p.token, eventsPerMinute: options.rate })),
+        commit: {
+          minMs: 0,
+          maxMs: CLOUDSCALE_COMMIT_MAX_MS,
+          lateFraction: options.lateFraction,
+          lateMaxMs: Math.min(
+            CLOUDSCALE_LATE_COMMIT_MAX_MS,
+            Math.max(CLOUDSCALE_COMMIT_MAX_MS, options.lateMax),
+          ),
         },
       },
       budget: options.budget,
@@ -155,12 +197,20 @@ export async function simulate(options: SimulateOptions, io: SimulateIo): Promis
       ...(scopes.length > shown.length
         ? [`    … and ${scopes.length - shown.length} more (GET /_sim/scopes)`]
         : []),
+      ...(cloudscale.length > 0
+        ? [
+            `  cloudscale.ch project logs: ${cloudscale.map((p) => p.name).join(', ')} (one token each), ` +
+              `${options.rate} events/min each, ${options.lateFraction * 100}% committing late; ` +
+              `GET ${sim.url}/_sim/cloudscale/truth?project=<name>`,
+          ]
+        : []),
       `  control: GET ${sim.url}/_sim/truth?kind=project&id=<uuid>, PUT /_sim/faults, GET /_sim/stats`,
       '',
       `export SIM_TOKEN=${sim.token}`,
+      ...cloudscale.map((p) => `export ${p.env}=${p.token}`),
       '',
       '# shipper config:',
-      configSnippet(sim.url, scopes),
+      configSnippet(sim.url, scopes, cloudscale),
     ].join('\n'),
   );
 
@@ -174,7 +224,7 @@ export function register(program: Command): void {
   program
     .command('simulate')
     .description(
-      'Serve a local simulator of the STACKIT Audit Log API (deterministic traffic, late arrivals, limits, faults) for demos and tests.',
+      'Serve a local simulator of the STACKIT Audit Log API (and, with --cloudscale, cloudscale.ch project logs): deterministic traffic, late arrivals, limits, faults; for demos and tests.',
     )
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 picks a free one)', parsePort, 8080)
@@ -191,6 +241,11 @@ export function register(program: Command): void {
     .option('--late-max <duration>', 'longest delay of a late event', parseDurationArg, 120_000)
     .option('--error-rate <f>', 'probability of a 5xx response per request', parseFraction, 0)
     .option('--budget <n/period>', 'request budget per token, e.g. 60/60s (default unlimited)', parseBudget)
+    .option(
+      '--cloudscale <n>',
+      'also serve n cloudscale.ch projects (GET /v1/project-logs), each with its own token',
+      numberArg('cloudscale', (n) => Number.isInteger(n) && n >= 0 && n <= 1_000, 'an integer 0-1000'),
+    )
     .action(async (options: SimulateOptions, command: Command) => {
       if (options.scopes !== undefined && options.project?.length) {
         command.error('error: use either --scopes or --project, not both');

@@ -1,0 +1,175 @@
+import type { Logger } from 'pino';
+import type { Secret } from '../../config/secret.ts';
+import { HttpClient } from '../../http/client.ts';
+import { OriginRefusedError, safeUrl, TransportError } from '../../http/errors.ts';
+import { backoffDelayMs, parseRetryAfter, sleep } from '../../http/retry.ts';
+import { VERSION } from '../../version.ts';
+import { ProviderError, reasonForStatus } from '../errors.ts';
+import type { RequestSample } from '../source.ts';
+import type { CloudscaleProviderSettings } from './config.ts';
+
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+export interface ClientDeps {
+  readonly providerName: string;
+  readonly instanceId: string;
+  readonly onRequest: (sample: RequestSample) => void;
+}
+
+/**
+ * Talks to one cloudscale API origin for any number of projects (each request carries its project's
+ * token). It builds the first request of a read, vets every URL the API hands back before it is
+ * stored or followed (same origin only: the token goes with it), retries what is worth retrying within
+ * a poll (503 maintenance, 429, other 5xx, timeouts, network errors; Retry-After honoured), and turns
+ * everything else into a ProviderError naming provider, project, status and URL without its query.
+ */
+export class ProjectLogsClient {
+  readonly #settings: CloudscaleProviderSettings;
+  readonly #deps: ClientDeps;
+  readonly #http: HttpClient;
+  readonly #base: URL;
+
+  constructor(settings: CloudscaleProviderSettings, deps: ClientDeps) {
+    this.#settings = settings;
+    this.#deps = deps;
+    this.#base = new URL(settings.apiUrl.endsWith('/') ? settings.apiUrl : `${settings.apiUrl}/`);
+    this.#http = new HttpClient({
+      name: `cloudscale provider "${deps.providerName}"`,
+      origin: this.#base.origin,
+      timeoutMs: settings.requestTimeout,
+      userAgent: `auditlog-shipper/${VERSION} (instance ${deps.instanceId})`,
+      tls: settings.tls,
+    });
+  }
+
+  get origin(): string {
+    return this.#http.origin;
+  }
+
+  /** `GET /v1/project-logs?start=…`: everything from `startMs` on (timestamps ≥ start). */
+  startUrl(startMs: number): URL {
+    const url = new URL('v1/project-logs', this.#base);
+    url.searchParams.set('start', new Date(startMs).toISOString());
+    return url;
+  }
+
+  /**
+   * A URL the API handed out (`next`, `poll_more`), or one stored from it, as a URL the token may be
+   * sent to. Anything off the configured origin is refused before it is followed or stored.
+   */
+  vet(url: string, what: string, field: string, base?: URL): URL {
+    let parsed: URL;
+    try {
+      // A relative link resolves against the request it came with (same origin by construction).
+      parsed = new URL(url, base);
+    } catch {
+      throw new ProviderError({
+        provider: 'cloudscale',
+        reason: 'invalid_response',
+        retryable: false,
+        message: `${what}: ${field} is not a URL`,
+      });
+    }
+    try {
+      return this.#http.assertOrigin(parsed, `${what}: ${field}`);
+    } catch (error) {
+      if (!(error instanceof OriginRefusedError)) throw error;
+      throw new ProviderError({
+        provider: 'cloudscale',
+        reason: 'origin_refused',
+        retryable: false,
+        message: `${error.message}; the project's token was not sent, nothing of this page was committed`,
+        cause: error,
+      });
+    }
+  }
+
+  /** Fetches one page; returns the raw body for byte-exact entry extraction. */
+  async fetchPage(url: URL, token: Secret, what: string, signal: AbortSignal, log: Logger): Promise<string> {
+    const { attempts, initialBackoff, maxBackoff } = this.#settings.retry;
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.#tryOnce(url, token, what, signal);
+      if (typeof result === 'string') return result;
+      if (!result.retryable || attempt >= attempts) throw result;
+      const waitMs =
+        result.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
+      log.warn(
+        { reason: result.reason, status: result.status, attempt, waitMs },
+        `${result.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
+      );
+      await sleep(waitMs, signal);
+    }
+  }
+
+  /** One request: the body on 200, otherwise the classified error (returned, so the loop decides). */
+  async #tryOnce(
+    url: URL,
+    token: Secret,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<string | ProviderError> {
+    const started = performance.now();
+    const request = `GET ${safeUrl(url)}`;
+    try {
+      const response = await this.#http.send({
+        url,
+        headers: { authorization: `Bearer ${token.reveal()}`, accept: 'application/json' },
+        signal,
+      });
+      this.#observe(response.status, started);
+      if (response.status === 200) return response.body;
+      const classified = reasonForStatus(response.status);
+      // The token implies the project, so a 404 never means "scope gone" (a deleted project's token
+      // stops authenticating: 401); it is a path or cursor the API does not know.
+      const { reason, retryable } =
+        response.status === 404 ? { reason: 'bad_request' as const, retryable: false } : classified;
+      const maintenance = response.status === 503 ? ' (maintenance)' : '';
+      return new ProviderError({
+        provider: 'cloudscale',
+        reason,
+        status: response.status,
+        retryable,
+        retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now(), MAX_RETRY_AFTER_MS),
+        message: `${what}: HTTP ${response.status}${maintenance} from ${request}${providerDetail(response.body)}`,
+      });
+    } catch (error) {
+      this.#observe(0, started);
+      if (error instanceof TransportError) {
+        if (error.failure === 'aborted') throw error;
+        return new ProviderError({
+          provider: 'cloudscale',
+          reason: error.failure === 'too_large' ? 'too_large' : error.failure,
+          retryable: error.retryable,
+          message: `${what}: ${error.message}`,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  #observe(status: number, started: number): void {
+    this.#deps.onRequest({
+      provider: 'cloudscale',
+      api: 'project-logs',
+      status,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#http.close();
+  }
+}
+
+/** The `detail` of a cloudscale (Django REST framework) error body; bounded, so a proxy page stays out of logs. */
+function providerDetail(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as { detail?: unknown; message?: unknown };
+    const detail = typeof parsed.detail === 'string' ? parsed.detail : parsed.message;
+    if (typeof detail === 'string') return `: ${detail.slice(0, 300)}`;
+  } catch {
+    // not JSON: fall through
+  }
+  return '';
+}
