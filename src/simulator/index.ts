@@ -17,6 +17,8 @@ import { Observer, type RequestRecord, type SimStats } from './observe.ts';
 import { hash128, mixWords, uuidFromWords } from './random.ts';
 import { type Route, type SimModule, startSimServer } from './server.ts';
 import { StackitAuditLog, type StackitOptions, type StackitScopeKind } from './stackit/audit-log.ts';
+import { StackitIdentity } from './stackit/identity.ts';
+import { StackitResourceManager } from './stackit/resource-manager.ts';
 import type { Truth } from './truth.ts';
 
 export type { SimClock } from './clock.ts';
@@ -33,6 +35,10 @@ export {
   STACKIT_RETENTION_MS,
   StackitAuditLog,
 } from './stackit/audit-log.ts';
+export type { IdentityStats, ServiceAccountKeyDocument } from './stackit/identity.ts';
+export { STACKIT_SIM_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
+export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
+export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
 export type { DelayOptions, ScopeRef } from './traffic.ts';
 export type { ServedScope, Truth, TruthEvent, TruthQuery } from './truth.ts';
 
@@ -79,8 +85,10 @@ export interface Simulator {
   readonly host: string;
   readonly port: number;
   readonly seed: number;
-  /** The bearer token the STACKIT API accepts. */
+  /** The static bearer token the STACKIT APIs accept. */
   readonly token: string;
+  /** The service-account token endpoint (`auth.tokenEndpoint`); keys come from `identity.createKey()`. */
+  readonly tokenUrl: string;
   /** The provider clock (`simNow()`, settable `skewMs`). */
   readonly clock: SimClock;
   /** Ground truth of the STACKIT scopes. */
@@ -93,6 +101,14 @@ export interface Simulator {
   };
   /** The STACKIT module: `addScope`, `removeScope`, `traffic.setWindow`, `order`, `token`… */
   readonly stackit: StackitAuditLog;
+  /** Service accounts: keys, the token endpoint, issued tokens (`createKey`, `deleteKey`, `revokeAccessTokens`). */
+  readonly identity: StackitIdentity;
+  /** Faults of the token endpoint only. */
+  readonly identityFaults: FaultsApi;
+  /** The Resource Manager's organization tree (`addOrganization`, `addFolder`, `addProject`, `remove`…). */
+  readonly resourceManager: StackitResourceManager;
+  /** Faults of the Resource Manager only. */
+  readonly resourceManagerFaults: FaultsApi;
   /** Whether 429s carry `Retry-After`; settable at runtime. */
   retryAfterHeader: boolean;
   /** Provider-API requests, oldest first, at most the last `requestLogSize` (a fresh array per read). */
@@ -115,15 +131,28 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const observer = new Observer(options.requestLogSize ?? 10_000);
   let retryAfterHeader = options.retryAfterHeader ?? true;
 
+  const identityFaults = new FaultInjector(seed + 1);
+  const identity = new StackitIdentity(
+    { staticToken: options.stackit?.token, accessTokenTtlMs: options.stackit?.accessTokenTtlMs },
+    { clock, faults: identityFaults },
+  );
   const stackit = new StackitAuditLog(options.stackit ?? {}, {
     seed,
     clock,
     faults,
     budget,
+    identity,
     retryAfterHeader: () => retryAfterHeader,
     cacheEvents: options.cacheEvents,
   });
-  const modules: SimModule[] = [stackit];
+  const rmFaults = new FaultInjector(seed + 2);
+  const resourceManager = new StackitResourceManager({
+    clock,
+    identity,
+    auditLog: stackit,
+    faults: rmFaults,
+  });
+  const modules: SimModule[] = [stackit, identity, resourceManager];
   const routes: Route[] = [
     ...controlRoutes({ clock, faults, budget, observer }),
     ...modules.flatMap((m) => m.routes),
@@ -135,6 +164,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     routes,
     observer,
   });
+  identity.baseUrl = server.url;
 
   return {
     url: server.url,
@@ -144,6 +174,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     get token() {
       return stackit.token;
     },
+    tokenUrl: identity.tokenUrl,
     clock,
     truth: stackit.truth,
     faults: {
@@ -160,6 +191,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       },
     },
     stackit,
+    identity,
+    identityFaults: faultsApi(identityFaults),
+    resourceManager,
+    resourceManagerFaults: faultsApi(rmFaults),
     get retryAfterHeader() {
       return retryAfterHeader;
     },
@@ -174,6 +209,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     resetObservations: () => observer.reset(),
     stopTraffic: (atMs) => stackit.traffic.setWindow({ endMs: atMs ?? clock.simNow() }),
     close: () => server.close(),
+  };
+}
+
+function faultsApi(faults: FaultInjector): FaultsApi {
+  return {
+    set: (rates) => faults.set(rates),
+    enqueue: (...list) => faults.enqueue(...list),
+    clear: () => faults.clear(),
+    pending: () => faults.pending(),
+    rates: () => faults.rates(),
   };
 }
 

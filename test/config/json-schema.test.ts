@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { type DaemonGroup, daemonSchema, isLeaf } from '../../src/config/daemon.ts';
 import { buildJsonSchema, renderJsonSchema, SCHEMA_FILE } from '../../src/config/json-schema.ts';
 import { loadConfig } from '../../src/config/load.ts';
-import { BASE_ENV } from './helpers.ts';
+import { EXAMPLE_ENV } from './helpers.ts';
 import { checkJsonSchema } from './json-schema-check.ts';
 
 const EXAMPLE = 'config/example.yaml';
@@ -76,7 +76,7 @@ describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
   it('loads: 1 provider, 3 scopes, 2 sinks, every daemon setting spelled out', () => {
-    const result = loadConfig({ path: EXAMPLE }, { env: BASE_ENV });
+    const result = loadConfig({ path: EXAMPLE }, { env: EXAMPLE_ENV });
     if (!result.ok) throw new Error(result.error.format());
     expect(result.config.providers).toHaveLength(1);
     expect(result.config.scopes).toHaveLength(3);
