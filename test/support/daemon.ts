@@ -18,11 +18,20 @@ export interface ScenarioConfig {
   readonly leaseTtl?: string;
   readonly retry?: { attempts: number; initialBackoff: string; maxBackoff: string };
   readonly extraDaemon?: string;
+  /** The provider's auth block (default: the static token from SIM_TOKEN). */
+  readonly auth?: string;
+  /** The provider's request budget (default: high enough never to pace the test). */
+  readonly rateLimit?: { requestsPerMinute: number; burst: number };
+  /** More provider settings, as YAML lines indented by four spaces. */
+  readonly providerExtra?: string;
+  /** The scopes list (YAML lines of `  - …` entries); default: one project scope per id in `projects`. */
+  readonly scopesText?: string;
 }
 
 /** A config file for a test scenario: fast intervals, the simulator as provider, one file sink. */
 export async function writeScenarioConfig(c: ScenarioConfig): Promise<string> {
   const retry = c.retry ?? { attempts: 4, initialBackoff: '50ms', maxBackoff: '400ms' };
+  const rate = c.rateLimit ?? { requestsPerMinute: 1_000_000, burst: 10_000 };
   const text = `daemon:
   dataDir: ${c.dir}
   redis:
@@ -37,14 +46,17 @@ providers:
   - name: sim
     type: stackit
     auditLogUrl: "\${SIM_URL}"
-    auth: { token: "\${SIM_TOKEN}" }
+    resourceManagerUrl: "\${SIM_URL}"
+    auth: ${c.auth ?? '{ token: "${SIM_TOKEN}" }'}
+    rateLimit: { requestsPerMinute: ${rate.requestsPerMinute}, burst: ${rate.burst} }
     overlap: ${c.overlap ?? '20s'}
     settleLag: ${c.settleLag ?? '1s'}
     lookback: ${c.lookback ?? '10m'}
     requestTimeout: 5s
     retry: { attempts: ${retry.attempts}, initialBackoff: ${retry.initialBackoff}, maxBackoff: ${retry.maxBackoff} }
+${c.providerExtra ?? ''}
 scopes:
-${c.projects.map((id) => `  - { provider: sim, project: ${id} }`).join('\n')}
+${c.scopesText ?? c.projects.map((id) => `  - { provider: sim, project: ${id} }`).join('\n')}
 sinks:
   - name: archive
     type: file
