@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { VERSION } from '../version.ts';
+import { register as registerBackfill } from './commands/backfill.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerState } from './commands/state.ts';
@@ -11,6 +12,8 @@ const program = new Command('auditlog-shipper')
   .version(VERSION)
   .showHelpAfterError();
 
-for (const register of [registerRun, registerValidate, registerSimulate, registerState]) register(program);
+for (const register of [registerRun, registerValidate, registerSimulate, registerState, registerBackfill]) {
+  register(program);
+}
 
 await program.parseAsync(process.argv);

@@ -100,6 +100,9 @@ export class StackitIdentity implements SimModule {
   readonly #keys = new Map<string, RegisteredKey>();
   readonly #tokens = new Map<string, IssuedToken>();
   readonly #secret = randomBytes(32);
+  readonly #disabled = new Set<string>();
+  readonly #assertions: string[] = [];
+  readonly #accessTokens: string[] = [];
   #issued = 0;
   #unauthorized = 0;
   readonly #refused: Record<string, number> = {};
@@ -211,6 +214,23 @@ export class StackitIdentity implements SimModule {
     key.active = active;
   }
 
+  /**
+   * A disabled service account: its keys still mint tokens, but the APIs answer 401 to them (a fresh
+   * token does not help; the shipper must fail loudly instead of looping).
+   */
+  setServiceAccountEnabled(serviceAccountId: string, enabled: boolean): void {
+    if (enabled) this.#disabled.delete(`sa:${serviceAccountId}`);
+    else this.#disabled.add(`sa:${serviceAccountId}`);
+  }
+
+  /**
+   * The last assertions received and access tokens issued (at most 100 each), so tests can prove that
+   * none of them ever reaches a log line.
+   */
+  credentialsSeen(): { assertions: string[]; accessTokens: string[] } {
+    return { assertions: [...this.#assertions], accessTokens: [...this.#accessTokens] };
+  }
+
   /** Revokes every issued access token: the APIs answer 401 to them from now on. */
   revokeAccessTokens(): number {
     const n = this.#tokens.size;
@@ -230,7 +250,13 @@ export class StackitIdentity implements SimModule {
     const presented = header === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
     if (presented !== undefined && presented === this.#staticToken) return `token:${presented}`;
     const issued = presented === undefined ? undefined : this.#tokens.get(presented);
-    if (issued !== undefined && issued.expiresAtMs > this.#deps.clock.simNow()) return issued.principal;
+    if (
+      issued !== undefined &&
+      issued.expiresAtMs > this.#deps.clock.simNow() &&
+      !this.#disabled.has(issued.principal)
+    ) {
+      return issued.principal;
+    }
     this.#unauthorized++;
     return undefined;
   }
@@ -270,6 +296,7 @@ export class StackitIdentity implements SimModule {
     }
     const assertion = form.get('assertion');
     if (!assertion) return this.#bad(path, 'assertion', 'assertion is required for the jwt-bearer grant');
+    remember(this.#assertions, assertion);
     const parts = assertion.split('.');
     if (parts.length !== 3) return this.#bad(path, 'malformed', 'assertion is not a JWT');
     const [headerPart, claimsPart, signaturePart] = parts as [string, string, string];
@@ -324,6 +351,7 @@ export class StackitIdentity implements SimModule {
     });
     this.#prune(nowMs);
     this.#tokens.set(token, { principal: `sa:${key.sub}`, expiresAtMs: nowMs + ttlMs });
+    remember(this.#accessTokens, token);
     this.#issued++;
     return jsonReply(200, {
       access_token: token,
@@ -362,6 +390,11 @@ export class StackitIdentity implements SimModule {
       timeStamp: formatRfc3339Ms(this.#deps.clock.simNow()),
     });
   }
+}
+
+function remember(list: string[], value: string): void {
+  list.push(value);
+  if (list.length > 100) list.shift();
 }
 
 function decodeSegment(segment: string): Record<string, unknown> | undefined {
