@@ -121,6 +121,33 @@ export function startDaemon(configPath: string, env: Record<string, string>, dir
   };
 }
 
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | string>;
+  /** Standard output and error so far. */
+  output(): { stdout: string; stderr: string };
+}
+
+/** `auditlog-shipper <args…>` as a child process (no TTY: progress comes as lines). */
+export function startCli(args: readonly string[], env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
 export async function waitFor(
   what: string,
   check: () => Promise<boolean> | boolean,

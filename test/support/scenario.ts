@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   makeScopeIds,
+  type ServiceAccountKeyDocument,
   type Simulator,
   type SimulatorOptions,
   startSimulator,
@@ -33,10 +34,15 @@ export interface Scenario {
   /** What Redis holds about each scope and the queues, for a failing test's message. */
   diagnose(): Promise<string>;
   /**
+   * A service-account key created at the simulator, written to a file; `auth` is the provider's auth
+   * block that uses it (with the simulator's token endpoint).
+   */
+  serviceAccountKey(): Promise<{ path: string; doc: ServiceAccountKeyDocument; auth: string }>;
+  /**
    * After traffic stopped: waits until the sink files hold every visible event, waits out the last
    * late arrivals, and returns the final verdict (with Redis diagnostics in the error on a timeout).
    */
-  settle(files: () => Promise<string[]>, timeoutMs: number): Promise<Verdict>;
+  settle(files: () => Promise<string[]>, timeoutMs: number, truth?: () => TruthEvent[]): Promise<Verdict>;
   close(): Promise<void>;
 }
 
@@ -116,12 +122,18 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       out.push(`time ${Date.now()}`);
       return out.join('\n');
     },
-    async settle(files, timeoutMs) {
-      let verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+    async serviceAccountKey() {
+      const doc = sim.identity.createKey();
+      const path = join(dir, `sa-key-${doc.credentials.kid}.json`);
+      await writeFile(path, JSON.stringify(doc, null, 2));
+      return { path, doc, auth: `{ serviceAccountKeyFile: ${path}, tokenEndpoint: "\${SIM_URL}/token" }` };
+    },
+    async settle(files, timeoutMs, truth = () => scenario.truth()) {
+      let verdict = judge(truth(), await readSinkFiles(await files()));
       await waitFor(
         'every visible event in the sink',
         async () => {
-          verdict = judge(scenario.truth(), await readSinkFiles(await files()));
+          verdict = judge(truth(), await readSinkFiles(await files()));
           return verdict.missing.length === 0;
         },
         timeoutMs,
@@ -131,7 +143,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       });
       // Events made visible late (up to lateMaxMs after their time) need one more poll to arrive.
       await new Promise((r) => setTimeout(r, delay.lateMaxMs + 1_500));
-      return judge(scenario.truth(), await readSinkFiles(await files()));
+      return judge(truth(), await readSinkFiles(await files()));
     },
     async close() {
       for (const d of daemons) d.kill('SIGKILL');
