@@ -144,10 +144,10 @@ export class BackfillStore {
     return { outcome, run };
   }
 
-  /** A fresh job id for the run (`bf:<run>:<n>`), recorded as its current job. */
+  /** A fresh job id for the run (`bf-<run>-<n>`; BullMQ refuses ids with colons), recorded as its current job. */
   async nextJob(run: BackfillRun): Promise<string> {
     const seq = await this.#redis.hincrby(this.#keys.backfill(run.scope), 'jobSeq', 1);
-    const jobId = `bf:${run.runId}:${seq}`;
+    const jobId = `bf-${run.runId}-${seq}`;
     await UPDATE.run(this.#redis, [this.#keys.backfill(run.scope)], [run.runId, 0, 'jobId', jobId]);
     return jobId;
   }

@@ -31,8 +31,11 @@ describe('STACKIT end to end: service-account key and discovery', () => {
     rm.addProject(org.id, { id: p2 });
     // A project excluded by label: never polled.
     const excluded = rm.addProject(folder.id, { eventsPerMinute: 30, labels: { audit: 'off' } });
-    // Access tokens live 4 s: the daemon must keep minting new ones before they expire.
+    // Access tokens live 4 s: the daemon must keep minting new ones before they expire. The token
+    // endpoint and the Resource Manager fail now and then too.
     s.sim.identity.accessTokenTtlMs = 4_000;
+    s.sim.identityFaults.set({ serverErrorRate: 0.15, resetRate: 0.05 });
+    s.sim.resourceManagerFaults.set({ serverErrorRate: 0.1, resetRate: 0.05 });
     const key = await s.serviceAccountKey();
     const config = await s.config({
       auth: key.auth,

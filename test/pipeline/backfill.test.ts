@@ -1,17 +1,24 @@
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backfill } from '../../src/cli/commands/backfill.ts';
 import { loadConfigOrThrow } from '../../src/config/load.ts';
 import type { ScopeSpec } from '../../src/config/types.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
-import { BackfillWorker } from '../../src/pipeline/backfill.ts';
+import {
+  BACKFILL_QUEUE,
+  BackfillCoordinator,
+  type BackfillJobData,
+  BackfillWorker,
+} from '../../src/pipeline/backfill.ts';
 import { BackfillStore, backfillScopeKey } from '../../src/pipeline/backfill-store.ts';
 import { Committer } from '../../src/pipeline/commit.ts';
 import { ScopeCatalog } from '../../src/pipeline/discovery-catalog.ts';
 import { DiscoveryStore } from '../../src/pipeline/discovery-store.ts';
 import { RedisKeys } from '../../src/pipeline/keys.ts';
+import { LeaderLock } from '../../src/pipeline/leader.ts';
 import { LeaseManager } from '../../src/pipeline/lease.ts';
 import { OutboxMonitor } from '../../src/pipeline/outbox.ts';
 import { Poller } from '../../src/pipeline/poller.ts';
@@ -118,6 +125,9 @@ function setup(lookback = '3d', sliceMs = 60_000) {
     env,
     store,
     state,
+    catalog,
+    sources,
+    deps,
     live,
     worker,
     scope,
@@ -209,6 +219,57 @@ describe('backfill lane', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const hwm = await liveHwm(s.state);
     expect(ids.sort()).toEqual(truthIds(run!.fromMs, hwm).sort());
+  });
+
+  it('runs through the queue: the leader keeps one job per unfinished run until it is done', async () => {
+    const s = setup('4d');
+    await s.pollLive();
+    const queue = new Queue<BackfillJobData>(BACKFILL_QUEUE, {
+      connection: redis.connect(),
+      prefix: '{auditlog}',
+    });
+    const worker = new BackfillWorker({
+      connection: redis.connect(),
+      prefix: '{auditlog}',
+      concurrency: 1,
+      sliceMs: 40,
+      lockDurationMs: 5_000,
+      store: s.store,
+      state: s.state,
+      catalog: s.catalog,
+      sources: s.sources,
+      poller: s.deps,
+      log: s.deps.log,
+    });
+    const coordinator = new BackfillCoordinator({
+      queue,
+      store: s.store,
+      state: s.state,
+      catalog: s.catalog,
+      leader: new LeaderLock(redis.client, keys.leader(), 'leader', 10_000),
+      metrics: new Metrics(),
+      log: s.deps.log,
+      tickMs: 50,
+    });
+    sim.faults.set({ slowRate: 1, slowDelayMs: 30 });
+    worker.start();
+    coordinator.start();
+    try {
+      const deadline = Date.now() + 20_000;
+      while ((await s.store.get(SCOPE))?.status !== 'done') {
+        if (Date.now() > deadline) throw new Error('backfill did not finish through the queue');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await coordinator.stop();
+      await worker.stop(5_000);
+      await queue.close();
+    }
+    // Sliced: several jobs carried the run, one after the other.
+    expect(Number(await redis.client.hget(keys.backfill(SCOPE), 'jobSeq'))).toBeGreaterThanOrEqual(3);
+    const ids = await outboxIds();
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual(truthIds((await s.store.get(SCOPE))!.fromMs, await liveHwm(s.state)).sort());
   });
 
   it('extends further back only when asked after a run is done, and never re-reads what it covered', async () => {
