@@ -84,15 +84,22 @@ export class BackfillCoordinator {
     if (!(await leader.tryLead())) return;
     const runs = await store.list();
     let running = 0;
+    let remainingMs = 0;
     for (const run of runs) {
-      if (run.status !== 'running') continue;
+      if (run.status !== 'running') {
+        if (metrics.perScope) metrics.backfillRemainingSeconds.remove({ scope: run.scope });
+        continue;
+      }
       running++;
       const stored = await state.checkpoint(backfillScopeKey(run.scope));
       const readUntil = Math.max(run.fromMs, stored?.checkpoint.watermarkMs ?? run.fromMs);
-      metrics.backfillRemainingSeconds.set(
-        { scope: metrics.perScope ? run.scope : '' },
-        Math.max(0, (run.toMs - readUntil) / 1000),
-      );
+      remainingMs += Math.max(0, run.toMs - readUntil);
+      if (metrics.perScope) {
+        metrics.backfillRemainingSeconds.set(
+          { scope: run.scope },
+          Math.max(0, (run.toMs - readUntil) / 1000),
+        );
+      }
       if ((await catalog.resolve(run.scope)) === undefined) {
         if (!this.#unresolved.has(run.runId)) {
           this.#unresolved.add(run.runId);
@@ -114,6 +121,7 @@ export class BackfillCoordinator {
         { jobId, delay, removeOnComplete: true, removeOnFail: 100 },
       );
     }
+    if (!metrics.perScope) metrics.backfillRemainingSeconds.set({ scope: '' }, remainingMs / 1000);
     metrics.backfillRuns.set({ status: 'running' }, running);
     metrics.backfillRuns.set({ status: 'done' }, runs.length - running);
   }
@@ -131,7 +139,7 @@ export interface BackfillWorkerOptions {
   readonly catalog: ScopeCatalog;
   readonly sources: ReadonlyMap<string, Source>;
   /** Everything a Poller needs except the sources (the worker wraps them for the range it reads). */
-  readonly poller: Omit<PollerDeps, 'sources' | 'onHistoryOwed' | 'onScopeNotFound'>;
+  readonly poller: Omit<PollerDeps, 'sources' | 'onHistoryOwed' | 'onScopeNotFound' | 'lane'>;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -195,7 +203,11 @@ export class BackfillWorker {
         reporting(history.pullRange(scope, range, checkpoint, ctx), run, scopeLog),
       close: async () => {},
     };
-    const poller = new Poller({ ...this.#o.poller, sources: new Map([[live.provider, adapter]]) });
+    const poller = new Poller({
+      ...this.#o.poller,
+      lane: 'backfill',
+      sources: new Map([[live.provider, adapter]]),
+    });
     const virtual: ScopeSpec = { ...live, key: backfillScopeKey(live.key) };
     const slice = AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(this.#o.sliceMs)]);
     const result = await poller.poll(virtual, slice);

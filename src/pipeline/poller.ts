@@ -32,6 +32,11 @@ export interface PollerDeps {
    * left to a backfill (a lookback longer than one window).
    */
   readonly onHistoryOwed?: (scope: ScopeSpec, range: TimeRange) => Promise<void>;
+  /**
+   * `backfill` for the history lane: its events are old by design, so they stay out of the late-arrival
+   * histogram (which sizes `overlap`) and its watermark out of the checkpoint-lag gauge (which alerts).
+   */
+  readonly lane?: 'live' | 'backfill';
 }
 
 export type PollResult =
@@ -213,13 +218,13 @@ export class Poller {
       metrics.eventsFetched.inc(labels, page.events.length);
       if (result.added.length > 0) metrics.eventsCommitted.inc(labels, result.added.length);
       if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
-      for (const event of result.added) {
+      for (const event of this.#deps.lane === 'backfill' ? [] : result.added) {
         metrics.lateArrivalSeconds.observe(
           { provider: scope.providerType },
           Math.max(0, (seenAtMs - event.timeMs) / 1000),
         );
       }
-      if (page.checkpoint.watermarkMs !== undefined) {
+      if (page.checkpoint.watermarkMs !== undefined && this.#deps.lane !== 'backfill') {
         metrics.checkpointLagSeconds.set(
           { provider: scope.providerType, scope: metrics.perScope ? scope.key : '' },
           Math.max(0, (seenAtMs - page.checkpoint.watermarkMs) / 1000),

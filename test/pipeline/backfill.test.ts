@@ -193,6 +193,14 @@ describe('backfill lane', () => {
     ]);
     // The backfill's seen-set is freed once it is done.
     expect(await redis.client.exists(keys.seen(backfillScopeKey(SCOPE)))).toBe(0);
+    // Old by design, backfilled events stay out of the lag gauge and the late-arrival histogram.
+    const metrics = await s.deps.metrics.registry.getMetricsAsJSON();
+    const lag = metrics.find((m) => m.name === 'auditlog_checkpoint_lag_seconds');
+    expect(lag?.values.map((v) => v.labels.scope)).toEqual([SCOPE]);
+    const late = metrics.find((m) => m.name === 'auditlog_late_arrival_seconds');
+    const lateCount = late?.values.find((v) => v.metricName === 'auditlog_late_arrival_seconds_count')?.value;
+    const committedLive = Number(await redis.client.hget(keys.checkpoint(SCOPE), 'committed'));
+    expect(lateCount).toBe(committedLive);
 
     const ids = await outboxIds();
     expect(new Set(ids).size).toBe(ids.length);
@@ -212,8 +220,9 @@ describe('backfill lane', () => {
     sim.faults.set({ slowRate: 1, slowDelayMs: 30 });
     sim.faults.enqueue({ type: 'slow', delayMs: 30 }, { type: 'status', status: 503 });
     const slices = await runToEnd(s.worker, s.store);
-    // Four windows, one failed slice: at least five slices, each resuming where the last one committed.
-    expect(slices).toBeGreaterThanOrEqual(5);
+    // Four windows, at most one per slice (one slice also failed on the 503): four slices or more,
+    // each resuming where the last one committed.
+    expect(slices).toBeGreaterThanOrEqual(4);
     expect((await s.store.get(SCOPE))?.failures).toBe(0);
     const ids = await outboxIds();
     expect(new Set(ids).size).toBe(ids.length);
