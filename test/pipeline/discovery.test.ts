@@ -62,7 +62,7 @@ sinks:
   ).config;
 }
 
-function setup(orgId: string, holder = 'leader-1') {
+function setup(orgId: string, holder = 'leader-1', leaderTtlMs = 60_000) {
   const cfg = config(orgId);
   const { log, lines } = memoryLogger();
   const sources = new Map<string, Source>();
@@ -84,7 +84,7 @@ function setup(orgId: string, holder = 'leader-1') {
     catalog,
     store,
     sources,
-    leader: new LeaderLock(redis.client, keys.leader(), holder, 60_000),
+    leader: new LeaderLock(redis.client, keys.leader(), holder, leaderTtlMs),
     leaderKey: keys.leader(),
     holder,
     keys,
@@ -262,5 +262,32 @@ describe('discovery', () => {
     expect(await d.store.apply('intruder', keys.leader(), { ...stale, expectedVersion: version })).toBe(
       'not-leader',
     );
+  });
+
+  it('carries on under a new leader when the old one dies, from what the old one published', async () => {
+    const rm = sim.resourceManager;
+    const org = rm.addOrganization();
+    const p1 = rm.addProject(org.id);
+    const a = setup(org.id, 'replica-a', 1_000);
+    const b = setup(org.id, 'replica-b', 1_000);
+    await a.service.tick();
+    await b.service.tick(); // not leader: nothing
+    expect(await b.polled()).toContain(`project:${p1.id}`);
+    // replica-a dies without resigning; its leadership lapses and replica-b takes over.
+    const p2 = rm.addProject(org.id);
+    rm.remove(p1.id);
+    await new Promise((r) => setTimeout(r, 1_100));
+    sim.resetObservations();
+    await b.service.tick(); // leads now, but the walk a made is recent: not due yet
+    expect(sim.requestLog).toHaveLength(0);
+    b.advance(10 * 60_000);
+    await b.service.tick();
+    expect(await b.polled()).toContain(`project:${p2.id}`);
+    expect((await b.store.entry(`stackit:project:${p1.id}`))?.missingSinceMs).toBeDefined();
+    // The old leader, back from a pause, cannot overwrite the newer answer.
+    a.advance(10 * 60_000);
+    await a.service.tick();
+    expect((await a.store.entry(`stackit:project:${p1.id}`))?.missingSinceMs).toBeDefined();
+    expect(await redis.client.get(keys.leader())).toBe('replica-b');
   });
 });
