@@ -198,7 +198,9 @@ describe('backfill lane', () => {
     const lag = metrics.find((m) => m.name === 'auditlog_checkpoint_lag_seconds');
     expect(lag?.values.map((v) => v.labels.scope)).toEqual([SCOPE]);
     const late = metrics.find((m) => m.name === 'auditlog_late_arrival_seconds');
-    const lateCount = late?.values.find((v) => v.metricName === 'auditlog_late_arrival_seconds_count')?.value;
+    const lateCount = late?.values.find(
+      (v) => (v as { metricName?: string }).metricName === 'auditlog_late_arrival_seconds_count',
+    )?.value;
     const committedLive = Number(await redis.client.hget(keys.checkpoint(SCOPE), 'committed'));
     expect(lateCount).toBe(committedLive);
 

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Lane } from '../../http/rate-budget.ts';
 import { type AuditEvent, type ScopeRef, sha256Hex } from '../../pipeline/envelope.ts';
@@ -132,7 +133,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
       warnAboutKey(settings.auth.key, provider.name, deps);
     }
     this.history = {
-      liveFloorMs: (_scope, checkpoint) => liveFloor(readState(checkpoint, _scope.key)),
+      liveFloorMs: (scope, checkpoint) => liveFloor(readState(checkpoint, scope.key)),
       owedHistory: (scope, checkpoint) => {
         const state = readState(checkpoint, scope.key);
         const floor = liveFloor(state);
@@ -320,7 +321,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
 
   async #discover(
     scope: PollScope<StackitScopeSettings>,
-    ctx: { readonly signal: AbortSignal; readonly log: import('pino').Logger },
+    ctx: { readonly signal: AbortSignal; readonly log: Logger },
   ): Promise<DiscoveredScope[]> {
     const discover = scope.settings.discover;
     if (discover === undefined) return [];
