@@ -30,6 +30,8 @@ export interface BackfillRun {
   readonly jobId: string | undefined;
   /** Failed slices in a row (backoff before the next). */
   readonly failures: number;
+  /** The next slice should not start before this (the rest of the range is not settled yet). */
+  readonly notBeforeMs: number | undefined;
   readonly lastError: string | undefined;
 }
 
@@ -160,6 +162,15 @@ export class BackfillStore {
     );
   }
 
+  /** The slice could read nothing yet: the next one waits until `notBeforeMs`. */
+  async defer(run: BackfillRun, notBeforeMs: number): Promise<void> {
+    await UPDATE.run(
+      this.#redis,
+      [this.#keys.backfill(run.scope)],
+      [run.runId, 0, 'notBeforeMs', notBeforeMs],
+    );
+  }
+
   async recordProgress(run: BackfillRun): Promise<void> {
     if (run.failures === 0) return;
     await UPDATE.run(this.#redis, [this.#keys.backfill(run.scope)], [run.runId, -1]);
@@ -193,6 +204,7 @@ function toRun(fields: Record<string, string>): BackfillRun | undefined {
     doneAtMs: optionalNum('doneAtMs'),
     jobId: fields.jobId === undefined || fields.jobId === '' ? undefined : fields.jobId,
     failures: optionalNum('failures') ?? 0,
+    notBeforeMs: optionalNum('notBeforeMs'),
     lastError: fields.lastError === undefined || fields.lastError === '' ? undefined : fields.lastError,
   };
 }

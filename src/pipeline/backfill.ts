@@ -25,6 +25,8 @@ import type { ScopeStateStore } from './scope-state.ts';
  */
 
 export const BACKFILL_QUEUE = 'backfill';
+/** How long a run whose rest is not settled yet waits before its next slice. */
+const DEFER_MS = 30_000;
 
 export interface BackfillJobData {
   readonly scope: string;
@@ -113,8 +115,9 @@ export class BackfillCoordinator {
       const jobState = run.jobId === undefined ? 'unknown' : await queue.getJobState(run.jobId);
       if (LIVE_JOB_STATES.has(jobState)) continue;
       const jobId = await store.nextJob(run);
-      const delay =
+      const backoff =
         run.failures > 0 ? backoffDelayMs(run.failures, { initialMs: 1_000, maxMs: 5 * 60_000 }) : 0;
+      const delay = Math.max(backoff, (run.notBeforeMs ?? 0) - Date.now());
       await queue.add(
         'backfill',
         { scope: run.scope, runId: run.runId },
@@ -218,7 +221,12 @@ export class BackfillWorker {
     if (result.outcome !== 'completed') return result;
     await store.recordProgress(run);
     const stored = await this.#o.state.checkpoint(virtual.key);
-    if ((stored?.checkpoint.watermarkMs ?? Number.NEGATIVE_INFINITY) >= run.toMs) {
+    const done = (stored?.checkpoint.watermarkMs ?? Number.NEGATIVE_INFINITY) >= run.toMs;
+    if (!done && result.pages === 0) {
+      // Nothing was readable yet (the end of the range is too recent to be settled): ask again later.
+      await store.defer(run, this.#now() + DEFER_MS);
+    }
+    if (done) {
       if (await store.complete(run, this.#now())) {
         scopeLog.info(
           { fromMs: run.fromMs, toMs: run.toMs, committed: stored?.committed ?? 0 },

@@ -16,6 +16,7 @@ describe('request budget end to end', () => {
       projects: 4,
       eventsPerMinute: 120,
       historyMs: 2 * 60_000,
+      delay: { minMs: 100, maxMs: 1_000, lateFraction: 0.1, lateMaxMs: 2_000 },
       // The provider allows 2 requests a second (burst 2) per credential; the daemons' budget is 3 a
       // second, so the provider keeps answering 429 with Retry-After.
       sim: { budget: { capacity: 2, refillPerSecond: 2 } },
@@ -25,7 +26,7 @@ describe('request budget end to end', () => {
     const config = await s.config({ rateLimit: rate, sinkPath: join(s.dir, 'events-{instance}.ndjson') });
     const a = s.daemon(config, { INSTANCE_ID: 'replica-a' });
     const b = s.daemon(config, { INSTANCE_ID: 'replica-b' });
-    await new Promise((r) => setTimeout(r, 12_000));
+    await new Promise((r) => setTimeout(r, 9_000));
     s.sim.stopTraffic();
     const files = async (): Promise<string[]> =>
       (await readdir(s.dir)).filter((f) => f.startsWith('events-')).map((f) => join(s.dir, f));

@@ -20,6 +20,8 @@ describe('STACKIT end to end: service-account key and discovery', () => {
       projects: 2,
       eventsPerMinute: 90,
       historyMs: 3 * 60_000,
+      // Late arrivals up to 2 s (within the 20 s overlap), so settling takes little.
+      delay: { minMs: 100, maxMs: 1_000, lateFraction: 0.1, lateMaxMs: 2_000 },
       sim: { faults: { serverErrorRate: 0.05 } },
     });
     const s = scenario;
@@ -62,7 +64,7 @@ describe('STACKIT end to end: service-account key and discovery', () => {
       20_000,
     );
     const goneAt = Date.now();
-    await new Promise((r) => setTimeout(r, 4_000));
+    await new Promise((r) => setTimeout(r, 3_500));
     const pollsWhileGone = s.sim.requestLog.filter(
       (r) => r.scope?.id === p2 && r.startedAtMs > goneAt + 1_500 && r.route === 'stackit.audit-log',
     );

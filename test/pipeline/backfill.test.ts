@@ -76,7 +76,7 @@ sinks:
   - { name: archive, type: stdout }
 `;
 
-function setup(lookback = '3d', sliceMs = 60_000) {
+function setup(lookback = '3d', sliceMs = 60_000, now: () => number = Date.now) {
   const env = { SIM_URL: sim.url, SIM_TOKEN: sim.token, REDIS_URL: redis.url };
   const config = loadConfigOrThrow({ text: configText(lookback), origin: 't.yaml' }, { env }).config;
   const { log, lines } = memoryLogger();
@@ -99,6 +99,7 @@ function setup(lookback = '3d', sliceMs = 60_000) {
     log,
     leaseTtlMs: 5_000,
     outboxMaxLength: 1_000_000,
+    now,
   };
   const live = new Poller({
     ...deps,
@@ -143,6 +144,12 @@ async function outboxIds(): Promise<string[]> {
 
 function truthIds(fromMs: number, toMs: number): string[] {
   return sim.truth.events({ scope: { kind: 'project', id: PROJECT }, fromMs, toMs }).map((e) => e.id);
+}
+
+async function liveState(state: ScopeStateStore): Promise<{ floor: number; hwm: number }> {
+  const stored = await state.checkpoint(SCOPE);
+  if (!stored) throw new Error('no live checkpoint');
+  return stored.checkpoint.state as { floor: number; hwm: number };
 }
 
 async function liveHwm(state: ScopeStateStore): Promise<number> {
@@ -281,6 +288,30 @@ describe('backfill lane', () => {
     const ids = await outboxIds();
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.sort()).toEqual(truthIds((await s.store.get(SCOPE))!.fromMs, await liveHwm(s.state)).sort());
+  });
+
+  it('reads history just below the live floor only once late arrivals have had overlap + settleLag to show up', async () => {
+    let clock = Date.now();
+    const s = setup('30s', 60_000, () => clock);
+    await s.pollLive();
+    const floor = (await liveState(s.state)).floor;
+    await s.store.request(SCOPE, { fromMs: clock - 2 * DAY, toMs: floor }, 'command', clock);
+    const run = (await s.store.get(SCOPE))!;
+    sim.resetObservations();
+    await s.worker.runSlice({ scope: SCOPE, runId: run.runId });
+    // The window ending at the floor (30 s ago) is not settled with a 1 m overlap: only the older one is read.
+    expect(sim.requestLog.map((r) => Date.parse(r.endRange as string))).toEqual([clock - DAY]);
+    expect((await s.store.get(SCOPE))?.status).toBe('running');
+    await s.worker.runSlice({ scope: SCOPE, runId: run.runId });
+    expect(sim.requestLog).toHaveLength(1);
+    expect((await s.store.get(SCOPE))?.notBeforeMs).toBeGreaterThan(clock + 20_000);
+    clock += 2 * 60_000;
+    await s.worker.runSlice({ scope: SCOPE, runId: run.runId });
+    expect((await s.store.get(SCOPE))?.status).toBe('done');
+    expect(sim.requestLog.map((r) => Date.parse(r.endRange as string))).toEqual([
+      clock - 2 * 60_000 - DAY,
+      floor,
+    ]);
   });
 
   it('extends further back only when asked after a run is done, and never re-reads what it covered', async () => {

@@ -264,7 +264,25 @@ export class StackitSource implements Source<StackitScopeSettings> {
       yield { events: [], checkpoint: { state: state(), watermarkMs: hwm }, forgetSeenBeforeMs: 0 };
       return;
     }
+    // History is read only once late arrivals have had as long to show up as the live lane gives them
+    // (overlap + settleLag): the live lane never reads before its floor, so a window just below it that
+    // was read too early would miss them for good.
+    const settings = this.#provider.settings;
+    const settledUntilMs =
+      ctx.now() -
+      (scope.settings.overlap ?? settings.overlap) -
+      (scope.settings.settleLag ?? settings.settleLag);
     for (const window of plan.windows) {
+      if (window.endMs > settledUntilMs) {
+        ctx.log.debug(
+          {
+            window: describe(window),
+            readableAt: new Date(window.endMs + ctx.now() - settledUntilMs).toISOString(),
+          },
+          'backfill window not settled yet (closer to now than overlap + settleLag); read later',
+        );
+        return;
+      }
       for await (const page of this.#readWindow(scope, window, 'backfill', ctx)) {
         if (page.complete) hwm = window.endMs;
         yield {
