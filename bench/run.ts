@@ -154,6 +154,8 @@ providers:
     type: stackit
     auditLogUrl: "${url}"
     auth: { token: "\${T}" }
+    # Throughput is measured, not the provider's rate limit (the simulator here enforces none).
+    rateLimit: { requestsPerMinute: 1000000, burst: 10000 }
     lookback: ${LOOKBACK_MIN}m
     overlap: 5s
     settleLag: 1s

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { VERSION } from '../version.ts';
+import { register as registerBackfill } from './commands/backfill.ts';
 import { register as registerDlq } from './commands/dlq.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
@@ -20,6 +21,7 @@ const commands = [
   registerState,
   registerStatus,
   registerDlq,
+  registerBackfill,
 ];
 for (const register of commands) register(program);
 

@@ -301,6 +301,32 @@ export const daemonSchema = {
       min: S,
       max: D,
     },
+    notFoundRecheck: {
+      doc: "A scope the provider answers 404 for (deleted, or out of the credential's reach) is polled only this often until it answers again; nothing it had is lost meanwhile.",
+      format: f('duration'),
+      default: 15 * MIN,
+      env: 'POLL_NOT_FOUND_RECHECK',
+      min: S,
+      max: D,
+    },
+  },
+  backfill: {
+    concurrency: {
+      doc: 'Backfill jobs (history older than the live lane reads) this process runs at once, besides its live polls; 0 runs none here. Backfills also yield to live polls in the request budget.',
+      format: f('count'),
+      default: 2,
+      env: 'BACKFILL_CONCURRENCY',
+      min: 0,
+      max: 100,
+    },
+    slice: {
+      doc: 'A backfill job reads at most this long, then hands its slot to the next waiting backfill (round robin over scopes); its progress is kept.',
+      format: f('duration'),
+      default: 5 * MIN,
+      env: 'BACKFILL_SLICE',
+      min: S,
+      max: H,
+    },
   },
   outbox: {
     maxLength: {
@@ -363,6 +389,7 @@ export const DAEMON_GROUP_DOCS: Readonly<Record<string, string>> = {
   log: 'Logging.',
   metrics: 'Prometheus metrics and health endpoints.',
   poll: 'Polling of provider audit logs.',
+  backfill: 'Reading history in its own lane (backfill command, or a lookback longer than one day).',
   outbox: 'The per-sink queues between polling and delivery.',
   delivery: 'Delivery of events to sinks.',
 };
@@ -374,7 +401,8 @@ interface DaemonValues {
   redis: { url: string; prefix: string };
   log: { level: LogLevel };
   metrics: { host: string; port: number; perScopeLabels: boolean };
-  poll: { concurrency: number; leaseTtl: number; interval: number };
+  poll: { concurrency: number; leaseTtl: number; interval: number; notFoundRecheck: number };
+  backfill: { concurrency: number; slice: number };
   outbox: { maxLength: number };
   delivery: { batchSize: number; retryInitial: number; retryMax: number; consumerTimeout: number };
   shutdownTimeout: number;
@@ -616,7 +644,9 @@ function toSettings(values: DaemonValues): DaemonSettings {
       concurrency: values.poll.concurrency,
       leaseTtlMs: values.poll.leaseTtl,
       intervalMs: values.poll.interval,
+      notFoundRecheckMs: values.poll.notFoundRecheck,
     },
+    backfill: { concurrency: values.backfill.concurrency, sliceMs: values.backfill.slice },
     outbox: { maxLength: values.outbox.maxLength },
     delivery: {
       batchSize: values.delivery.batchSize,

@@ -31,6 +31,14 @@ export interface DaemonSettings {
     readonly leaseTtlMs: number;
     /** Default poll interval for scopes that set none. */
     readonly intervalMs: number;
+    /** A scope that answered 404 is polled only this often until it answers again. */
+    readonly notFoundRecheckMs: number;
+  };
+  readonly backfill: {
+    /** Backfill jobs this process runs at once (0: none; live polls have their own concurrency). */
+    readonly concurrency: number;
+    /** One backfill job reads at most this long, then yields its slot to the next scope's backfill. */
+    readonly sliceMs: number;
   };
   readonly outbox: {
     /** Entries an outbox may hold before polls that feed it pause. */
@@ -59,6 +67,8 @@ export interface ScopeSpec {
   readonly sinks: readonly string[];
   /** The provider module's validated scope settings. */
   readonly settings: unknown;
+  /** Set on scopes found by discovery: the key of the configured scope whose walk found it. */
+  readonly discoveredBy?: string;
 }
 
 export interface ShipperConfig {

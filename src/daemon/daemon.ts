@@ -3,12 +3,23 @@ import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
 import type { ShipperConfig } from '../config/types.ts';
+import { RateBudgets } from '../http/rate-budget.ts';
 import { ObservabilityServer } from '../observability/http-server.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { registerStateMetrics } from '../observability/state-metrics.ts';
+import {
+  BACKFILL_QUEUE,
+  BackfillCoordinator,
+  type BackfillJobData,
+  BackfillWorker,
+} from '../pipeline/backfill.ts';
+import { BackfillStore } from '../pipeline/backfill-store.ts';
 import { Committer } from '../pipeline/commit.ts';
 import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
+import { DiscoveryService } from '../pipeline/discovery.ts';
+import { ScopeCatalog } from '../pipeline/discovery-catalog.ts';
+import { DiscoveryStore } from '../pipeline/discovery-store.ts';
 import { RedisKeys } from '../pipeline/keys.ts';
 import { LeaderLock } from '../pipeline/leader.ts';
 import { LeaseManager } from '../pipeline/lease.ts';
@@ -43,6 +54,9 @@ export class Daemon {
   #pollWorker: PollWorker | undefined;
   #deliveryWorkers: DeliveryWorker[] = [];
   #reconciler: ScheduleReconciler | undefined;
+  #discovery: DiscoveryService | undefined;
+  #backfillCoordinator: BackfillCoordinator | undefined;
+  #backfillWorker: BackfillWorker | undefined;
   #metricsPort: number | undefined;
   #stopping: Promise<void> | undefined;
 
@@ -88,6 +102,12 @@ export class Daemon {
     const sinks = await this.#startSinks();
     for (const sink of sinks) await outbox.ensureGroup(sink.name);
 
+    // One request budget per credential and API, shared with every replica through Redis.
+    const rateBudgets = new RateBudgets(redis, (id) => keys.rateBucket(id), {
+      onWait: (bucket, lane, waitedMs) =>
+        this.metrics.rateLimitWaitSeconds.observe({ bucket, lane }, waitedMs / 1000),
+      onPause: (bucket) => this.metrics.rateLimitPauses.inc({ bucket }),
+    });
     const sources = new Map<string, Source>();
     for (const provider of this.config.providers) {
       const module = sourceModules.get(provider.type);
@@ -97,6 +117,7 @@ export class Daemon {
         module.create(provider, {
           log: log.child({ provider: provider.name }),
           instanceId: settings.instanceId,
+          rateBudgets,
           onRequest: (sample) => {
             this.metrics.providerRequests.inc({
               provider: sample.provider,
@@ -132,9 +153,11 @@ export class Daemon {
       this.#deliveryWorkers.push(worker);
     }
 
-    const scopes = new Map(this.config.scopes.map((s) => [s.key, s]));
-    const poller = new Poller({
-      sources,
+    // Configured scopes plus what the leader's discovery published in Redis: every replica resolves both.
+    const discoveryStore = new DiscoveryStore(redis, keys);
+    const catalog = new ScopeCatalog(this.config.scopes, sources, discoveryStore);
+    const backfills = new BackfillStore(redis, keys);
+    const pollerDeps = {
       leases: new LeaseManager(redis, keys),
       committer: new Committer(redis, keys),
       outbox,
@@ -143,6 +166,29 @@ export class Daemon {
       log,
       leaseTtlMs: settings.poll.leaseTtlMs,
       outboxMaxLength: settings.outbox.maxLength,
+      notFoundRecheckMs: settings.poll.notFoundRecheckMs,
+    };
+    const poller = new Poller({
+      ...pollerDeps,
+      sources,
+      onScopeNotFound: async (scope) => {
+        if (scope.discoveredBy !== undefined)
+          await discoveryStore.requestRecheck(scope.discoveredBy, Date.now());
+      },
+      onHistoryOwed: async (scope, range) => {
+        const { outcome } = await backfills.request(scope.key, range, 'lookback', Date.now());
+        if (outcome === 'created' || outcome === 'extended') {
+          log.info(
+            {
+              scope: scope.key,
+              from: new Date(range.fromMs).toISOString(),
+              to: new Date(range.toMs).toISOString(),
+            },
+            `${scope.key}: its lookback reaches further back than one day; that history is read by a backfill`,
+          );
+          void this.#backfillCoordinator?.tick();
+        }
+      },
     });
     // BullMQ leaves connections it was given open on close(); these are closed here, after it.
     const bullConnection = duplicateRedis(redis, 'poll-worker', log);
@@ -159,10 +205,41 @@ export class Daemon {
       prefix: settings.redis.prefix,
       concurrency: settings.poll.concurrency,
       poller,
-      scopes: () => scopes,
+      resolve: (key) => catalog.resolve(key),
       log,
     });
     this.#pollWorker.start();
+
+    // The backfill lane: its own queue, workers and concurrency, so history never starves live polls.
+    const backfillConnection = duplicateRedis(redis, 'backfill-worker', log);
+    const backfillQueueConnection = duplicateRedis(redis, 'backfill-queue', log);
+    this.#closers.push({
+      name: 'backfill connections',
+      close: async () => {
+        backfillConnection.disconnect();
+        backfillQueueConnection.disconnect();
+      },
+    });
+    this.#backfillWorker = new BackfillWorker({
+      connection: backfillConnection,
+      prefix: settings.redis.prefix,
+      concurrency: settings.backfill.concurrency,
+      sliceMs: settings.backfill.sliceMs,
+      lockDurationMs: Math.max(5_000, settings.poll.leaseTtlMs),
+      store: backfills,
+      state,
+      catalog,
+      sources,
+      poller: pollerDeps,
+      log,
+    });
+    this.#backfillWorker.start();
+    const backfillQueue = new Queue<BackfillJobData>(BACKFILL_QUEUE, {
+      connection: backfillQueueConnection,
+      prefix: settings.redis.prefix,
+    });
+    backfillQueue.on('error', throttledErrorLog(log, 'backfill queue error (Redis unreachable?)'));
+    this.#closers.push({ name: 'backfill queue', close: () => backfillQueue.close() });
 
     const queue = new Queue<PollJobData>(POLL_QUEUE, {
       connection: queueConnection,
@@ -173,23 +250,50 @@ export class Daemon {
     // Schedules are re-checked about once per shortest interval (5s to 60s): often enough to repair a
     // broken chain of jobs within a few polls, rarely enough to stay cheap with thousands of scopes.
     const shortestInterval = Math.min(...this.config.scopes.map((s) => s.intervalMs));
+    const leader = new LeaderLock(redis, keys.leader(), settings.instanceId, LEADER_TTL_MS);
     this.#reconciler = new ScheduleReconciler(
       queue,
-      new LeaderLock(redis, keys.leader(), settings.instanceId, LEADER_TTL_MS),
+      leader,
       log,
       Math.min(60_000, Math.max(5_000, shortestInterval)),
     );
-    this.#reconciler.setScopes(this.config.scopes);
+    this.#reconciler.setScopeSupplier(() => catalog.all());
     this.#reconciler.start();
+    const reconciler = this.#reconciler;
+    if (catalog.roots().length > 0) {
+      this.#discovery = new DiscoveryService({
+        catalog,
+        store: discoveryStore,
+        sources,
+        leader,
+        leaderKey: keys.leader(),
+        holder: settings.instanceId,
+        keys,
+        metrics: this.metrics,
+        log,
+        onChange: () => reconciler.markDirty(),
+      });
+      this.#discovery.start();
+    }
+    this.#backfillCoordinator = new BackfillCoordinator({
+      queue: backfillQueue,
+      store: backfills,
+      state,
+      catalog,
+      leader,
+      metrics: this.metrics,
+      log,
+    });
+    this.#backfillCoordinator.start();
 
     registerStateMetrics({
       redis,
       keys,
       outbox,
       metrics: this.metrics,
-      scopes: () => this.config.scopes,
+      scopes: () => catalog.all(),
       sinks: () => sinks.map((s) => s.name),
-      queues: [queue],
+      queues: [queue, backfillQueue],
     });
 
     if (settings.metrics.port !== 0) {
@@ -256,8 +360,13 @@ export class Daemon {
     const started = Date.now();
     const remaining = (): number => Math.max(1_000, deadlineMs - (Date.now() - started));
     this.#log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
+    await this.#discovery?.stop();
+    await this.#backfillCoordinator?.stop();
     await this.#reconciler?.stop();
-    await this.#pollWorker?.stop(Math.floor(remaining() * 0.6));
+    await Promise.all([
+      this.#pollWorker?.stop(Math.floor(remaining() * 0.6)),
+      this.#backfillWorker?.stop(Math.floor(remaining() * 0.6)),
+    ]);
     await Promise.all(this.#deliveryWorkers.map((w) => w.stop(remaining())));
     for (const closer of this.#closers.reverse()) {
       try {

@@ -23,6 +23,7 @@ providers:
     overlap: 5m       # the simulator delays up to 5% of events by up to 2 minutes
     settleLag: 10s
     lookback: 1h
+    rateLimit: { requestsPerMinute: 60, burst: 60 } # the simulator's own budget: 60 a minute, 60 at once
 scopes:
 ${projectIds.map((id) => `  - provider: simulator\n    project: ${id}`).join('\n')}
 sinks:

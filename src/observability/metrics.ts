@@ -222,6 +222,63 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly scopeNotFound = new Counter({
+    name: `${PREFIX}scope_not_found_total`,
+    help: 'Polls a provider answered 404 (scope deleted or out of reach); such a scope is then re-checked slowly.',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitWaitSeconds = new Histogram({
+    name: `${PREFIX}rate_limit_wait_seconds`,
+    help: 'Time a provider request waited for its shared request budget, by lane (live, backfill).',
+    labelNames: ['bucket', 'lane'] as const,
+    buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly rateLimitPauses = new Counter({
+    name: `${PREFIX}rate_limit_pauses_total`,
+    help: 'Times a provider answered 429 and the request budget paused for every replica.',
+    labelNames: ['bucket'] as const,
+    registers: [this.registry],
+  });
+
+  readonly discoveryRuns = new Counter({
+    name: `${PREFIX}discovery_runs_total`,
+    help: 'Walks of a provider hierarchy (STACKIT Resource Manager) by outcome: ok, failed.',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly discoveredScopes = new Gauge({
+    name: `${PREFIX}discovered_scopes`,
+    help: 'Scopes found by discovery, by state: active, missing (not found lately, still polled), gone (not polled, state kept). Set by the leader.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly discoveryChanges = new Counter({
+    name: `${PREFIX}discovery_changes_total`,
+    help: 'Discovered scopes that were added, went missing, came back, were declared gone, or forgotten (state deleted).',
+    labelNames: ['change'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backfillRuns = new Gauge({
+    name: `${PREFIX}backfill_runs`,
+    help: 'Backfill runs by status (running, done). Set by the leader.',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backfillRemainingSeconds = new Gauge({
+    name: `${PREFIX}backfill_remaining_seconds`,
+    help: 'History a running backfill still has to read (event-time span). Set by the leader.',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+
   /** Per-scope labels on per-scope gauges; off for fleets with tens of thousands of scopes. */
   readonly perScope: boolean;
   readonly #beforeScrape: Array<() => Promise<void>> = [];

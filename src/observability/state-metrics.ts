@@ -10,8 +10,8 @@ export interface StateMetricsSources {
   readonly keys: RedisKeys;
   readonly outbox: OutboxMonitor;
   readonly metrics: Metrics;
-  /** The scopes to report, read at every scrape (the set can change while running). */
-  readonly scopes: () => readonly ScopeSpec[];
+  /** The scopes to report, read at every scrape (configured and discovered; the set changes). */
+  readonly scopes: () => readonly ScopeSpec[] | Promise<readonly ScopeSpec[]>;
   readonly sinks: () => readonly string[];
   readonly queues: readonly Queue[];
 }
@@ -30,7 +30,7 @@ export function registerStateMetrics(s: StateMetricsSources): void {
 }
 
 async function refreshScopes(s: StateMetricsSources): Promise<void> {
-  const scopes = s.scopes();
+  const scopes = await s.scopes();
   const pipeline = s.redis.pipeline();
   for (const scope of scopes) {
     pipeline.hget(s.keys.checkpoint(scope.key), 'watermark');

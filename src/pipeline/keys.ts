@@ -53,6 +53,36 @@ export class RedisKeys {
   leader(): string {
     return `${this.prefix}:leader`;
   }
+
+  /** Hash: a request budget (token bucket) shared by all replicas, e.g. `stackit:sa-<id>:auditlog`. */
+  rateBucket(id: string): string {
+    return `${this.prefix}:ratelimit:${id}`;
+  }
+
+  /** Hash: scope key → JSON of a scope found by discovery (its root, first/last seen, missing/gone since). */
+  discoveredScopes(): string {
+    return `${this.prefix}:discovery:scopes`;
+  }
+
+  /** Hash: discovery root scope key → JSON of its last walk (version, when, error). */
+  discoveryRoots(): string {
+    return `${this.prefix}:discovery:roots`;
+  }
+
+  /** Hash: discovery root scope key → when a poll asked for an early walk (a discovered scope said 404). */
+  discoveryRechecks(): string {
+    return `${this.prefix}:discovery:recheck`;
+  }
+
+  /** Hash: the backfill run of a scope (range, status, job). */
+  backfill(scopeKey: string): string {
+    return `${this.prefix}:backfills:${scopeKey}`;
+  }
+
+  /** Set: scope keys that have a backfill record. */
+  backfills(): string {
+    return `${this.prefix}:backfills`;
+  }
 }
 
 /** The consumer group every delivery worker of a sink joins. */

@@ -11,8 +11,11 @@ export interface PollWorkerOptions {
   readonly prefix: string;
   readonly concurrency: number;
   readonly poller: Poller;
-  /** The scopes of the current config; a job for a scope not in it is skipped (e.g. during a rollout). */
-  readonly scopes: () => ReadonlyMap<string, ScopeSpec>;
+  /**
+   * The scope a job names: configured, or discovered (published in Redis by the leader). A job for a
+   * scope that resolves to nothing is skipped (a rollout with another config, a scope discovery dropped).
+   */
+  readonly resolve: (scopeKey: string) => Promise<ScopeSpec | undefined>;
   readonly log: Logger;
 }
 
@@ -44,9 +47,12 @@ export class PollWorker {
   }
 
   async #process(job: Job<PollJobData>): Promise<Omit<PollResult, 'error'>> {
-    const scope = this.#o.scopes().get(job.data.scope);
+    const scope = await this.#o.resolve(job.data.scope);
     if (!scope) {
-      this.#o.log.debug({ scope: job.data.scope }, 'poll job for a scope not in this config; skipped');
+      this.#o.log.debug(
+        { scope: job.data.scope },
+        'poll job for a scope not configured or discovered; skipped',
+      );
       return { outcome: 'skipped' };
     }
     const result = await this.#o.poller.poll(scope, this.#shutdown.signal);

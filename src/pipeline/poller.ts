@@ -3,7 +3,7 @@ import type { ScopeSpec } from '../config/types.ts';
 import { TransportError } from '../http/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ProviderError } from '../sources/errors.ts';
-import type { Source } from '../sources/source.ts';
+import type { Checkpoint, Source, TimeRange } from '../sources/source.ts';
 import { type Committer, LeaseLostError } from './commit.ts';
 import type { LeaseManager } from './lease.ts';
 import type { OutboxMonitor } from './outbox.ts';
@@ -20,6 +20,23 @@ export interface PollerDeps {
   readonly leaseTtlMs: number;
   readonly outboxMaxLength: number;
   readonly now?: () => number;
+  /**
+   * A scope that answered 404 is polled only this often until it answers again (default: every poll).
+   * Its checkpoint does not move meanwhile, so nothing is lost if it comes back.
+   */
+  readonly notFoundRecheckMs?: number;
+  /** Told about the first 404 of a run (discovery walks the scope's root again early). */
+  readonly onScopeNotFound?: (scope: ScopeSpec) => Promise<void>;
+  /**
+   * Told, once per scope and process, about history the scope's lookback asked for that its live lane
+   * left to a backfill (a lookback longer than one window).
+   */
+  readonly onHistoryOwed?: (scope: ScopeSpec, range: TimeRange) => Promise<void>;
+  /**
+   * `backfill` for the history lane: its events are old by design, so they stay out of the late-arrival
+   * histogram (which sizes `overlap`) and its watermark out of the checkpoint-lag gauge (which alerts).
+   */
+  readonly lane?: 'live' | 'backfill';
 }
 
 export type PollResult =
@@ -41,6 +58,8 @@ export type PollResult =
 export class Poller {
   readonly #deps: PollerDeps;
   readonly #now: () => number;
+  /** Scopes whose owed history was handed on (or found to be none) by this process. */
+  readonly #owedChecked = new Set<string>();
 
   constructor(deps: PollerDeps) {
     this.#deps = deps;
@@ -49,6 +68,16 @@ export class Poller {
 
   async poll(scope: ScopeSpec, shutdown: AbortSignal): Promise<PollResult> {
     const { leases, metrics } = this.#deps;
+    const recheckMs = this.#deps.notFoundRecheckMs;
+    const notFound = recheckMs === undefined ? undefined : await this.#deps.state.notFound(scope.key);
+    if (notFound !== undefined && this.#now() - notFound.checkedAtMs < (recheckMs ?? 0)) {
+      metrics.polls.inc({ provider: scope.providerType, outcome: 'skipped' });
+      this.#deps.log.debug(
+        { scope: scope.key, notFoundSince: new Date(notFound.sinceMs).toISOString() },
+        'scope answered 404; not polled again before its re-check is due',
+      );
+      return { outcome: 'skipped' };
+    }
     const lease = await leases.acquire(scope.key, this.#deps.leaseTtlMs);
     if (!lease) {
       metrics.leaseConflicts.inc();
@@ -71,7 +100,7 @@ export class Poller {
     const startedAtMs = this.#now();
     log.debug('poll started');
     const timer = metrics.pollSeconds.startTimer({ provider: scope.providerType });
-    const progress = { pages: 0, added: 0, duplicates: 0 };
+    const progress: Progress = { pages: 0, added: 0, duplicates: 0, checkpoint: undefined };
     let outcome: PollOutcomeKind = 'completed';
     let failure: Error | undefined;
     try {
@@ -102,6 +131,7 @@ export class Poller {
       await lease.release().catch(() => undefined);
     }
 
+    await this.#afterPoll(scope, outcome, failure, notFound !== undefined, progress.checkpoint, log);
     metrics.polls.inc({ provider: scope.providerType, outcome });
     await this.#deps.state
       .recordPoll(scope.key, {
@@ -112,14 +142,62 @@ export class Poller {
         error: failure ? { reason: reasonOf(failure), message: failure.message } : undefined,
       })
       .catch((error: unknown) => log.warn({ err: error }, 'could not record the poll outcome'));
-    return { outcome, ...progress, ...(failure ? { error: failure } : {}) };
+    const { checkpoint: _checkpoint, ...counts } = progress;
+    return { outcome, ...counts, ...(failure ? { error: failure } : {}) };
+  }
+
+  /** What a poll's outcome means beyond its own scope: a 404 run, a scope found again, owed history. */
+  async #afterPoll(
+    scope: ScopeSpec,
+    outcome: PollOutcomeKind,
+    failure: Error | undefined,
+    wasNotFound: boolean,
+    checkpoint: Checkpoint | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const { state, metrics } = this.#deps;
+    try {
+      if (failure instanceof ProviderError && failure.reason === 'scope_not_found') {
+        metrics.scopeNotFound.inc({ provider: scope.providerType, scope_kind: scope.ref.kind });
+        if (await state.markNotFound(scope.key, this.#now())) {
+          log.warn(
+            { recheckEveryMs: this.#deps.notFoundRecheckMs },
+            `${scope.key} answered 404: deleted, or out of the credential's reach. It is re-checked ` +
+              `${this.#deps.notFoundRecheckMs === undefined ? 'every poll' : `every ${Math.round(this.#deps.notFoundRecheckMs / 1000)} s`}; ` +
+              'its checkpoint stays, so it resumes without loss if it answers again',
+          );
+          await this.#deps.onScopeNotFound?.(scope);
+        }
+      } else if (wasNotFound && (outcome === 'completed' || outcome === 'paused')) {
+        await state.clearNotFound(scope.key);
+        log.info(`${scope.key} answers again after a 404; polling resumes at its interval`);
+      }
+      const source = this.#deps.sources.get(scope.provider);
+      const onOwed = this.#deps.onHistoryOwed;
+      if (onOwed && source?.history && checkpoint !== undefined && !this.#owedChecked.has(scope.key)) {
+        const pollScope = {
+          key: scope.key,
+          provider: scope.provider,
+          ref: scope.ref,
+          settings: scope.settings,
+        };
+        const owed = source.history.owedHistory(pollScope, checkpoint);
+        if (owed !== undefined) await onOwed(scope, owed);
+        this.#owedChecked.add(scope.key);
+      }
+    } catch (error) {
+      log.warn(
+        { err: error },
+        'could not record what the poll found out about its scope; the next poll tries again',
+      );
+    }
   }
 
   async #pull(
     scope: ScopeSpec,
     lease: Parameters<Committer['commit']>[0],
     signal: AbortSignal,
-    progress: { pages: number; added: number; duplicates: number },
+    progress: Progress,
     log: Logger,
   ): Promise<PollOutcomeKind> {
     const { metrics } = this.#deps;
@@ -127,6 +205,7 @@ export class Poller {
     if (!source) throw new Error(`no source for provider "${scope.provider}"`);
     const stored = await this.#deps.state.checkpoint(scope.key);
     const newestSeenMs = stored ? undefined : await this.#deps.state.newestSeenMs(scope.key);
+    progress.checkpoint = stored?.checkpoint;
     const labels = { provider: scope.providerType, scope_kind: scope.ref.kind };
     const pollScope = { key: scope.key, provider: scope.provider, ref: scope.ref, settings: scope.settings };
     const ctx = { signal, log, now: this.#now, newestSeenMs };
@@ -134,13 +213,14 @@ export class Poller {
     for await (const page of source.pull(pollScope, stored?.checkpoint, ctx)) {
       const seenAtMs = this.#now();
       const result = await this.#deps.committer.commit(lease, scope.key, scope.sinks, page, seenAtMs);
+      progress.checkpoint = page.checkpoint;
       progress.pages++;
       progress.added += result.added.length;
       progress.duplicates += result.duplicates;
       metrics.eventsFetched.inc(labels, page.events.length);
       if (result.added.length > 0) metrics.eventsCommitted.inc(labels, result.added.length);
       if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
-      for (const event of result.added) {
+      for (const event of this.#deps.lane === 'backfill' ? [] : result.added) {
         metrics.lateArrivalSeconds.observe(
           { provider: scope.providerType },
           Math.max(0, (seenAtMs - event.timeMs) / 1000),
@@ -174,6 +254,14 @@ export class Poller {
       `poll failed: ${error.message}`,
     );
   }
+}
+
+interface Progress {
+  pages: number;
+  added: number;
+  duplicates: number;
+  /** The scope's checkpoint as last read or committed. */
+  checkpoint: Checkpoint | undefined;
 }
 
 function reasonOf(error: Error): string {

@@ -35,6 +35,8 @@ export class ScheduleReconciler {
   readonly #log: Logger;
   readonly #checkEveryMs: number;
   #scopes: readonly ScopeSpec[] = [];
+  /** Where the scopes come from when they are not fixed: configured plus discovered (read from Redis). */
+  #supplier: (() => Promise<readonly ScopeSpec[]>) | undefined;
   #leading = false;
   #dirty = true;
   #timer: NodeJS.Timeout | undefined;
@@ -51,6 +53,22 @@ export class ScheduleReconciler {
   /** Sets the scopes to schedule and reconciles soon (at once if this process leads). */
   setScopes(scopes: readonly ScopeSpec[]): void {
     this.#scopes = scopes;
+    this.#supplier = undefined;
+    this.markDirty();
+  }
+
+  /**
+   * Schedules whatever `supplier` returns, read afresh at each reconcile: the configured scopes plus
+   * those discovery published in Redis, so a new leader schedules exactly what the old one did. If the
+   * supplier fails, nothing is reconciled (a partial list must not unschedule scopes).
+   */
+  setScopeSupplier(supplier: () => Promise<readonly ScopeSpec[]>): void {
+    this.#supplier = supplier;
+    this.markDirty();
+  }
+
+  /** The scopes changed (e.g. discovery found or lost some): reconcile at the next tick, at once if leading. */
+  markDirty(): void {
     this.#dirty = true;
     void this.tick();
   }
@@ -73,9 +91,10 @@ export class ScheduleReconciler {
         if (leading && (this.#dirty || due)) {
           this.#dirty = false;
           this.#lastFullCheckMs = Date.now();
-          const result = await this.reconcile(this.#scopes);
+          const scopes = this.#supplier ? await this.#supplier() : this.#scopes;
+          const result = await this.reconcile(scopes);
           if (result.added + result.updated + result.removed + result.repaired > 0) {
-            this.#log.info(result, `poll schedules reconciled with ${this.#scopes.length} scopes`);
+            this.#log.info(result, `poll schedules reconciled with ${scopes.length} scopes`);
           }
         }
       } catch (error) {

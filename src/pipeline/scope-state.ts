@@ -27,6 +27,14 @@ export interface ScopeStatus {
   readonly consecutiveFailures: number;
   readonly leaseHeld: boolean;
   readonly seenIds: number;
+  /** Since when the provider answers 404 for the scope (it is re-checked slowly meanwhile). */
+  readonly notFoundSinceMs?: number;
+}
+
+/** A scope the provider answered 404 for: since when, and when it was last asked. */
+export interface NotFound {
+  readonly sinceMs: number;
+  readonly checkedAtMs: number;
 }
 
 /** Reads and resets what Redis holds about a scope: its checkpoint and the record of its polls. */
@@ -109,7 +117,33 @@ export class ScopeStateStore {
       consecutiveFailures: Number(fields.consecutiveFailures ?? 0),
       leaseHeld: lease === 1,
       seenIds: seen,
+      ...(fields.notFoundSince ? { notFoundSinceMs: Number(fields.notFoundSince) } : {}),
     };
+  }
+
+  async notFound(scopeKey: string): Promise<NotFound | undefined> {
+    const [since, checkedAt] = await this.#redis.hmget(
+      this.#keys.status(scopeKey),
+      'notFoundSince',
+      'notFoundCheckedAt',
+    );
+    if (!since) return undefined;
+    return { sinceMs: Number(since), checkedAtMs: Number(checkedAt ?? since) };
+  }
+
+  /** Records a 404; returns true when it is the first of a run (the scope was found before). */
+  async markNotFound(scopeKey: string, nowMs: number): Promise<boolean> {
+    const key = this.#keys.status(scopeKey);
+    const [[, first]] = (await this.#redis
+      .multi()
+      .hsetnx(key, 'notFoundSince', nowMs)
+      .hset(key, 'notFoundCheckedAt', nowMs)
+      .exec()) as [[Error | null, number], [Error | null, number]];
+    return Number(first) === 1;
+  }
+
+  async clearNotFound(scopeKey: string): Promise<void> {
+    await this.#redis.hdel(this.#keys.status(scopeKey), 'notFoundSince', 'notFoundCheckedAt');
   }
 
   /**

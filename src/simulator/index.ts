@@ -18,6 +18,8 @@ import { Observer, type RequestRecord, type SimStats } from './observe.ts';
 import { hash128, mixWords, uuidFromWords } from './random.ts';
 import { type Route, type SimModule, startSimServer } from './server.ts';
 import { StackitAuditLog, type StackitOptions, type StackitScopeKind } from './stackit/audit-log.ts';
+import { StackitIdentity } from './stackit/identity.ts';
+import { StackitResourceManager } from './stackit/resource-manager.ts';
 import type { Truth } from './truth.ts';
 
 export type { SimClock } from './clock.ts';
@@ -42,6 +44,10 @@ export {
   STACKIT_RETENTION_MS,
   StackitAuditLog,
 } from './stackit/audit-log.ts';
+export type { IdentityStats, ServiceAccountKeyDocument } from './stackit/identity.ts';
+export { STACKIT_SIM_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
+export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
+export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
 export type { DelayOptions, ScopeRef } from './traffic.ts';
 export type { ServedScope, Truth, TruthEvent, TruthQuery } from './truth.ts';
 
@@ -90,8 +96,10 @@ export interface Simulator {
   readonly host: string;
   readonly port: number;
   readonly seed: number;
-  /** The bearer token the STACKIT API accepts. */
+  /** The static bearer token the STACKIT APIs accept. */
   readonly token: string;
+  /** The service-account token endpoint (`auth.tokenEndpoint`); keys come from `identity.createKey()`. */
+  readonly tokenUrl: string;
   /** The provider clock (`simNow()`, settable `skewMs`). */
   readonly clock: SimClock;
   /** Ground truth of the STACKIT scopes. */
@@ -106,6 +114,14 @@ export interface Simulator {
   readonly stackit: StackitAuditLog;
   /** The cloudscale module: projects and tokens, `truth()`, `setMaintenance`, `rejectCursors`, `linkOrigin`… */
   readonly cloudscale: CloudscaleProjectLogs;
+  /** Service accounts: keys, the token endpoint, issued tokens (`createKey`, `deleteKey`, `revokeAccessTokens`). */
+  readonly identity: StackitIdentity;
+  /** Faults of the token endpoint only. */
+  readonly identityFaults: FaultsApi;
+  /** The Resource Manager's organization tree (`addOrganization`, `addFolder`, `addProject`, `remove`…). */
+  readonly resourceManager: StackitResourceManager;
+  /** Faults of the Resource Manager only. */
+  readonly resourceManagerFaults: FaultsApi;
   /** Whether 429s carry `Retry-After`; settable at runtime. */
   retryAfterHeader: boolean;
   /** Provider-API requests, oldest first, at most the last `requestLogSize` (a fresh array per read). */
@@ -128,11 +144,17 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const observer = new Observer(options.requestLogSize ?? 10_000);
   let retryAfterHeader = options.retryAfterHeader ?? true;
 
+  const identityFaults = new FaultInjector(seed + 1);
+  const identity = new StackitIdentity(
+    { staticToken: options.stackit?.token, accessTokenTtlMs: options.stackit?.accessTokenTtlMs },
+    { clock, faults: identityFaults },
+  );
   const stackit = new StackitAuditLog(options.stackit ?? {}, {
     seed,
     clock,
     faults,
     budget,
+    identity,
     retryAfterHeader: () => retryAfterHeader,
     cacheEvents: options.cacheEvents,
   });
@@ -143,7 +165,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     budget,
     retryAfterHeader: () => retryAfterHeader,
   });
-  const modules: SimModule[] = [stackit, cloudscale];
+  const rmFaults = new FaultInjector(seed + 2);
+  const resourceManager = new StackitResourceManager({
+    clock,
+    identity,
+    auditLog: stackit,
+    faults: rmFaults,
+  });
+  const modules: SimModule[] = [stackit, identity, resourceManager, cloudscale];
   const routes: Route[] = [
     ...controlRoutes({ clock, faults, budget, observer }),
     ...modules.flatMap((m) => m.routes),
@@ -155,6 +184,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     routes,
     observer,
   });
+  identity.baseUrl = server.url;
 
   return {
     url: server.url,
@@ -164,6 +194,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     get token() {
       return stackit.token;
     },
+    tokenUrl: identity.tokenUrl,
     clock,
     truth: stackit.truth,
     faults: {
@@ -181,6 +212,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     },
     stackit,
     cloudscale,
+    identity,
+    identityFaults: faultsApi(identityFaults),
+    resourceManager,
+    resourceManagerFaults: faultsApi(rmFaults),
     get retryAfterHeader() {
       return retryAfterHeader;
     },
@@ -195,6 +230,16 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     resetObservations: () => observer.reset(),
     stopTraffic: (atMs) => stackit.traffic.setWindow({ endMs: atMs ?? clock.simNow() }),
     close: () => server.close(),
+  };
+}
+
+function faultsApi(faults: FaultInjector): FaultsApi {
+  return {
+    set: (rates) => faults.set(rates),
+    enqueue: (...list) => faults.enqueue(...list),
+    clear: () => faults.clear(),
+    pending: () => faults.pending(),
+    rates: () => faults.rates(),
   };
 }
 

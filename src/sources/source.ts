@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
+import type { RateBudgets } from '../http/rate-budget.ts';
 import type { AuditEvent, ScopeRef } from '../pipeline/envelope.ts';
 
 /**
@@ -15,6 +16,79 @@ export interface Source<S = unknown> {
    */
   pull(scope: PollScope<S>, checkpoint: Checkpoint | undefined, ctx: PullContext): AsyncIterable<Page>;
   close(): Promise<void>;
+  /**
+   * Optional: a source whose API reads time ranges can read history in a separate backfill lane
+   * (docs/stackit.md). Sources without it simply have no backfill.
+   */
+  readonly history?: HistorySupport<S>;
+  /**
+   * Optional: a source whose provider has a hierarchy can find more scopes under a configured one
+   * (folders and projects of an organization). Sources without it poll exactly what is configured.
+   */
+  readonly discovery?: DiscoverySupport<S>;
+}
+
+/** A half-open time range `[fromMs, toMs)` of event times, epoch ms. */
+export interface TimeRange {
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+/**
+ * History in a separate lane. The live lane of a scope owns every event at or after its floor, the
+ * backfill lane every event before it: each event has exactly one owner, so the two lanes never ship
+ * one event twice even though each dedupes only against its own seen-set.
+ */
+export interface HistorySupport<S = unknown> {
+  /**
+   * The live lane's floor from its checkpoint: it never reads or ships an event before this time.
+   * Undefined before the scope's first poll, or for a checkpoint written before floors existed.
+   */
+  liveFloorMs(scope: PollScope<S>, checkpoint: Checkpoint | undefined): number | undefined;
+  /** History the scope's lookback asked for that its first live poll left to a backfill. */
+  owedHistory(scope: PollScope<S>, checkpoint: Checkpoint | undefined): TimeRange | undefined;
+  /** The oldest time the provider still serves (retention), for clamping a requested range. */
+  retainedFromMs(nowMs: number): number;
+  /**
+   * Reads `range` oldest first, resuming from the backfill's own checkpoint, with backfill priority in
+   * the request budget. Pages' `watermarkMs` is the end of the history read completely; events outside
+   * `range` are not returned (they belong to another lane).
+   */
+  pullRange(
+    scope: PollScope<S>,
+    range: TimeRange,
+    checkpoint: Checkpoint | undefined,
+    ctx: PullContext,
+  ): AsyncIterable<Page>;
+}
+
+/** When and how a configured scope discovers others. */
+export interface DiscoveryPlan {
+  readonly intervalMs: number;
+  /** A discovered scope missing from the walks this long stops being polled. */
+  readonly gracePeriodMs: number;
+  /** The state of a scope gone this long is deleted. */
+  readonly forgetAfterMs: number;
+}
+
+export interface DiscoveredScope {
+  readonly ref: ScopeRef;
+  readonly name?: string | undefined;
+}
+
+export interface DiscoverySupport<S = unknown> {
+  /** Undefined when the scope does not discover. */
+  plan(scope: PollScope<S>): DiscoveryPlan | undefined;
+  /**
+   * Every scope under `scope` that passes its filters (not `scope` itself). Throws when the walk is
+   * incomplete for any reason: a partial answer must never make scopes look deleted.
+   */
+  discover(
+    scope: PollScope<S>,
+    ctx: { readonly signal: AbortSignal; readonly log: Logger },
+  ): Promise<DiscoveredScope[]>;
+  /** The settings a discovered scope is polled with, derived from its root's. */
+  childSettings(root: S, ref: ScopeRef): S;
 }
 
 export interface PollScope<S = unknown> {
@@ -62,6 +136,11 @@ export interface SourceDeps {
   readonly instanceId: string;
   /** Reports every provider HTTP call (metrics); a status of 0 means no response arrived. */
   readonly onRequest: (sample: RequestSample) => void;
+  /**
+   * Request budgets shared by all replicas (Redis). Absent (unit tests, tools that make no requests):
+   * no budget, requests go out unpaced.
+   */
+  readonly rateBudgets?: RateBudgets | undefined;
 }
 
 export interface RequestSample {

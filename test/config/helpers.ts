@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'vitest';
 import type { ConfigError, ConfigIssue } from '../../src/config/errors.ts';
 import { type LoadedConfig, type LoadOptions, loadConfig } from '../../src/config/load.ts';
@@ -30,6 +31,21 @@ export const BASE_ENV = {
   CLOUDSCALE_TOKEN_WEB_SHOP: 'cs-token-web-shop',
   CLOUDSCALE_TOKEN_BACKOFFICE: 'cs-token-backoffice',
 } as const;
+
+/** config/example.yaml authenticates with a service-account key from the environment, as recommended. */
+export const EXAMPLE_ENV: Readonly<Record<string, string>> = (() => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = {
+    credentials: {
+      kid: 'k-1',
+      iss: 'shipper@sa.stackit.cloud',
+      sub: '4f1d2c3b-1111-4aaa-8bbb-0123456789ab',
+      aud: 'https://stackit-service-account-prod.apps.01.cf.eu01.stackit.cloud',
+      privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    },
+  };
+  return { ...BASE_ENV, STACKIT_SERVICE_ACCOUNT_KEY: JSON.stringify(key) };
+})();
 
 export function load(text: string, options: LoadOptions = {}) {
   return loadConfig({ text, origin: 'test.yaml' }, { env: BASE_ENV, ...options });

@@ -6,7 +6,7 @@ import { buildJsonSchema, renderJsonSchema, SCHEMA_FILE } from '../../src/config
 import { loadConfig } from '../../src/config/load.ts';
 import { sourceModules } from '../../src/sources/registry.ts';
 import type { AnySourceModule } from '../../src/sources/source.ts';
-import { BASE_ENV } from './helpers.ts';
+import { EXAMPLE_ENV } from './helpers.ts';
 import { checkJsonSchema } from './json-schema-check.ts';
 
 const EXAMPLE = 'config/example.yaml';
@@ -80,7 +80,7 @@ describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
   it('loads: 2 providers, 5 scopes, 5 sinks, every daemon setting spelled out', () => {
-    const result = loadConfig({ path: EXAMPLE }, { env: BASE_ENV });
+    const result = loadConfig({ path: EXAMPLE }, { env: EXAMPLE_ENV });
     if (!result.ok) throw new Error(result.error.format());
     expect(result.config.providers.map((p) => p.type)).toEqual(['stackit', 'cloudscale']);
     expect(result.config.scopes).toHaveLength(5);

@@ -5,6 +5,7 @@ import { loadConfig, loadConfigOrThrow } from '../../src/config/load.ts';
 import { Secret } from '../../src/config/secret.ts';
 import {
   BASE_ENV,
+  EXAMPLE_ENV,
   FOLDER_A,
   issueAt,
   loadError,
@@ -27,7 +28,8 @@ describe('valid configs', () => {
         redis: { url: '', prefix: '{auditlog}' },
         log: { level: 'info' },
         metrics: { host: '0.0.0.0', port: 9464, perScopeLabels: true },
-        poll: { concurrency: 8, leaseTtlMs: 30_000, intervalMs: 60_000 },
+        poll: { concurrency: 8, leaseTtlMs: 30_000, intervalMs: 60_000, notFoundRecheckMs: 900_000 },
+        backfill: { concurrency: 2, sliceMs: 300_000 },
         outbox: { maxLength: 100_000 },
         delivery: { batchSize: 500, retryInitialMs: 1_000, retryMaxMs: 300_000, consumerTimeoutMs: 30_000 },
         shutdownTimeoutMs: 25_000,
@@ -96,7 +98,8 @@ describe('valid configs', () => {
       redis: { url: 'redis://redis:6379/2', prefix: '{prod}:' },
       log: { level: 'debug' },
       metrics: { host: '127.0.0.1', port: 0, perScopeLabels: false },
-      poll: { concurrency: 4, leaseTtlMs: 120_000, intervalMs: 300_000 },
+      poll: { concurrency: 4, leaseTtlMs: 120_000, intervalMs: 300_000, notFoundRecheckMs: 900_000 },
+      backfill: { concurrency: 2, sliceMs: 300_000 },
       outbox: { maxLength: 5_000 },
       delivery: { batchSize: 100, retryInitialMs: 250, retryMaxMs: 5_400_000, consumerTimeoutMs: 45_000 },
       shutdownTimeoutMs: 10_000,
@@ -118,7 +121,7 @@ describe('valid configs', () => {
   });
 
   it('reads a file by path, and reports an unreadable one', () => {
-    const ok = loadConfig({ path: 'config/example.yaml' }, { env: BASE_ENV });
+    const ok = loadConfig({ path: 'config/example.yaml' }, { env: EXAMPLE_ENV });
     expect(ok.ok).toBe(true);
     const missing = loadConfig({ path: 'config/does-not-exist.yaml' }, { env: BASE_ENV });
     expect(missing.ok).toBe(false);

@@ -73,7 +73,13 @@ describe('credentials', () => {
       },
     ]);
     expect(loadError(withAuth('{}')).issues).toEqual([
-      { path: 'providers[0].auth', line: 5, column: 7, message: 'token or tokenFile is required' },
+      {
+        path: 'providers[0].auth',
+        line: 5,
+        column: 7,
+        message:
+          'token or tokenFile is required, or serviceAccountKey or serviceAccountKeyFile for the service-account key flow (recommended)',
+      },
     ]);
   });
 

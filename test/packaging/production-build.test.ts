@@ -4,7 +4,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BASE_ENV } from '../config/helpers.ts';
+import { EXAMPLE_ENV } from '../config/helpers.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 let out: string | undefined;
@@ -63,7 +63,7 @@ describe('the production tree the Dockerfile builds (built here without Docker)'
       ['dist/cli/main.js', 'validate', '-c', join(root, 'config/example.yaml')],
       {
         cwd: tree,
-        env: { ...process.env, ...BASE_ENV },
+        env: { ...process.env, ...EXAMPLE_ENV },
       },
     );
     expect(validate.status, validate.stderr).toBe(0);

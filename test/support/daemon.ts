@@ -20,11 +20,20 @@ export interface ScenarioConfig {
   readonly extraDaemon?: string;
   /** More `sinks:` entries (YAML list items, indented by two spaces). */
   readonly extraSinks?: string;
+  /** The provider's auth block (default: the static token from SIM_TOKEN). */
+  readonly auth?: string;
+  /** The provider's request budget (default: high enough never to pace the test). */
+  readonly rateLimit?: { requestsPerMinute: number; burst: number };
+  /** More provider settings, as YAML lines indented by four spaces. */
+  readonly providerExtra?: string;
+  /** The scopes list (YAML lines of `  - …` entries); default: one project scope per id in `projects`. */
+  readonly scopesText?: string;
 }
 
 /** A config file for a test scenario: fast intervals, the simulator as provider, one file sink. */
 export async function writeScenarioConfig(c: ScenarioConfig): Promise<string> {
   const retry = c.retry ?? { attempts: 4, initialBackoff: '50ms', maxBackoff: '400ms' };
+  const rate = c.rateLimit ?? { requestsPerMinute: 1_000_000, burst: 10_000 };
   const text = `daemon:
   dataDir: ${c.dir}
   redis:
@@ -39,14 +48,17 @@ providers:
   - name: sim
     type: stackit
     auditLogUrl: "\${SIM_URL}"
-    auth: { token: "\${SIM_TOKEN}" }
+    resourceManagerUrl: "\${SIM_URL}"
+    auth: ${c.auth ?? '{ token: "${SIM_TOKEN}" }'}
+    rateLimit: { requestsPerMinute: ${rate.requestsPerMinute}, burst: ${rate.burst} }
     overlap: ${c.overlap ?? '20s'}
     settleLag: ${c.settleLag ?? '1s'}
     lookback: ${c.lookback ?? '10m'}
     requestTimeout: 5s
     retry: { attempts: ${retry.attempts}, initialBackoff: ${retry.initialBackoff}, maxBackoff: ${retry.maxBackoff} }
+${c.providerExtra ?? ''}
 scopes:
-${c.projects.map((id) => `  - { provider: sim, project: ${id} }`).join('\n')}
+${c.scopesText ?? c.projects.map((id) => `  - { provider: sim, project: ${id} }`).join('\n')}
 sinks:
   - name: archive
     type: file
@@ -109,6 +121,33 @@ export function startDaemon(configPath: string, env: Record<string, string>, dir
         });
     },
   };
+}
+
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | string>;
+  /** Standard output and error so far. */
+  output(): { stdout: string; stderr: string };
+}
+
+/** `auditlog-shipper <args…>` as a child process (no TTY: progress comes as lines). */
+export function startCli(args: readonly string[], env: Record<string, string>): CliProcess {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
 export async function waitFor(

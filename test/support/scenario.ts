@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   makeScopeIds,
+  type ServiceAccountKeyDocument,
   type Simulator,
   type SimulatorOptions,
   startSimulator,
@@ -33,16 +34,22 @@ export interface Scenario {
   /** What Redis holds about each scope and the queues, for a failing test's message. */
   diagnose(): Promise<string>;
   /**
+   * A service-account key created at the simulator, written to a file; `auth` is the provider's auth
+   * block that uses it (with the simulator's token endpoint).
+   */
+  serviceAccountKey(): Promise<{ path: string; doc: ServiceAccountKeyDocument; auth: string }>;
+  /**
    * After traffic stopped: waits until the sink files hold every visible event, waits out the last
    * late arrivals, and returns the final verdict (with Redis diagnostics in the error on a timeout).
    */
-  settle(files: () => Promise<string[]>, timeoutMs: number): Promise<Verdict>;
+  settle(files: () => Promise<string[]>, timeoutMs: number, truth?: () => TruthEvent[]): Promise<Verdict>;
   /** Like `settle`, for any sink: `records` reads back what it holds (see oracle.recordsFromLines). */
   settleRecords(
     records: () => Promise<SinkRecord[]>,
     timeoutMs: number,
     what?: string,
     lateWaitMs?: number,
+    truth?: () => TruthEvent[],
   ): Promise<Verdict>;
   close(): Promise<void>;
 }
@@ -126,15 +133,33 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       out.push(`time ${Date.now()}`);
       return out.join('\n');
     },
-    settle(files, timeoutMs) {
-      return scenario.settleRecords(async () => readSinkFiles(await files()), timeoutMs);
+    async serviceAccountKey() {
+      const doc = sim.identity.createKey();
+      const path = join(dir, `sa-key-${doc.credentials.kid}.json`);
+      await writeFile(path, JSON.stringify(doc, null, 2));
+      return { path, doc, auth: `{ serviceAccountKeyFile: ${path}, tokenEndpoint: "\${SIM_URL}/token" }` };
     },
-    async settleRecords(records, timeoutMs, what = 'the sink', lateWaitMs = delay.lateMaxMs + 1_500) {
-      let verdict = judge(scenario.truth(), await records());
+    settle(files, timeoutMs, truth) {
+      return scenario.settleRecords(
+        async () => readSinkFiles(await files()),
+        timeoutMs,
+        undefined,
+        undefined,
+        truth,
+      );
+    },
+    async settleRecords(
+      records,
+      timeoutMs,
+      what = 'the sink',
+      lateWaitMs = delay.lateMaxMs + 1_500,
+      truth = () => scenario.truth(),
+    ) {
+      let verdict = judge(truth(), await records());
       await waitFor(
         `every visible event in ${what}`,
         async () => {
-          verdict = judge(scenario.truth(), await records());
+          verdict = judge(truth(), await records());
           return verdict.missing.length === 0;
         },
         timeoutMs,
@@ -144,7 +169,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       });
       // Events made visible late (up to lateMaxMs after their time) need one more poll to arrive.
       await new Promise((r) => setTimeout(r, lateWaitMs));
-      return judge(scenario.truth(), await records());
+      return judge(truth(), await records());
     },
     async close() {
       for (const d of daemons) d.kill('SIGKILL');

@@ -13,6 +13,7 @@ import { type DelayOptions, type SimEvent, scopeKey, Traffic, type TrafficScope 
 import { Truth, type TruthEvent } from '../truth.ts';
 import { type CursorBinding, CursorCodec, type CursorPosition } from './cursor.ts';
 import { renderStackitEvent } from './events.ts';
+import type { StackitIdentity } from './identity.ts';
 
 export const STACKIT_SCOPE_KINDS = ['organization', 'folder', 'project'] as const;
 export type StackitScopeKind = (typeof STACKIT_SCOPE_KINDS)[number];
@@ -37,8 +38,10 @@ export interface StackitScopeOptions {
 }
 
 export interface StackitOptions {
-  /** The bearer token the API accepts (default `sim-token`). */
+  /** The static bearer token the API accepts besides issued access tokens (default `sim-token`). */
   readonly token?: string | undefined;
+  /** Lifetime of access tokens the token endpoint issues (default 1 h). */
+  readonly accessTokenTtlMs?: number | undefined;
   readonly scopes?: readonly StackitScopeOptions[] | undefined;
   /** Ingestion delay distribution (default uniform 1–8 s, no late arrivals). */
   readonly delay?: DelayOptions | undefined;
@@ -58,6 +61,8 @@ export interface StackitDeps {
   readonly clock: SimClock;
   readonly faults: FaultInjector;
   readonly budget: RateBudget;
+  /** Who may call: the static token and the access tokens the token endpoint issued. */
+  readonly identity: StackitIdentity;
   /** Whether 429 responses carry `Retry-After` (read per request, so it can change at runtime). */
   readonly retryAfterHeader: () => boolean;
   /** Events kept in the traffic LRU. */
@@ -105,13 +110,11 @@ export class StackitAuditLog implements SimModule {
   readonly order: 'asc' | 'desc';
   readonly retentionMs: number;
   readonly maxPeriodMs: number;
-  #token: string;
   readonly #deps: StackitDeps;
   readonly #codec: CursorCodec;
 
   constructor(options: StackitOptions, deps: StackitDeps) {
     this.#deps = deps;
-    this.#token = options.token ?? 'sim-token';
     this.order = options.order ?? 'asc';
     this.retentionMs = options.retentionMs ?? STACKIT_RETENTION_MS;
     this.maxPeriodMs = options.maxPeriodMs ?? STACKIT_MAX_PERIOD_MS;
@@ -154,12 +157,13 @@ export class StackitAuditLog implements SimModule {
     ];
   }
 
+  /** The static bearer token (issued access tokens are accepted too). */
   get token(): string {
-    return this.#token;
+    return this.#deps.identity.staticToken;
   }
 
   set token(value: string) {
-    this.#token = value;
+    this.#deps.identity.staticToken = value;
   }
 
   addScope(scope: StackitScopeOptions): void {
@@ -198,11 +202,12 @@ export class StackitAuditLog implements SimModule {
     });
     const at: At = { path: url.pathname, nowMs: simNow };
 
-    const auth = req.headers.authorization;
-    const presented = auth === undefined ? undefined : /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1];
-    if (presented !== this.#token) return errorReply(401, 'The request could not be authorized', at);
+    const principal = this.#deps.identity.authorize(req.headers.authorization);
+    if (principal === undefined) return errorReply(401, 'The request could not be authorized', at);
 
-    const verdict = this.#deps.budget.take(presented);
+    // The budget counts per principal (a service account, or the static token): re-minting access
+    // tokens must not buy a client more requests. What STACKIT counts against is unconfirmed.
+    const verdict = this.#deps.budget.take(principal);
     if (!verdict.ok) {
       const headers: Record<string, string> = { ...JSON_HEADERS };
       if (this.#deps.retryAfterHeader()) headers['retry-after'] = String(verdict.retryAfterSec);

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { duration, httpUrl, pickSecret, secretKeys, text } from '../../config/fields.ts';
 import type { Secret } from '../../config/secret.ts';
+import {
+  DEFAULT_TOKEN_ENDPOINT,
+  parseServiceAccountKey,
+  type ServiceAccountKey,
+} from './auth/service-account-key.ts';
 
 const DAY = 86_400_000;
 
@@ -26,16 +31,62 @@ const timing = {
   ),
 };
 
-const bearerAuth = z
-  .strictObject({ ...secretKeys('token') })
-  .transform((value, ctx) => ({ token: pickSecret(value, 'token', ctx, true) as Secret }))
-  .describe('A static bearer token: token: ${ENV_VAR} or tokenFile: /path.');
+/** The documented STACKIT Audit Log limit (research/providers.md §1.6); what it counts against is unconfirmed. */
+const DEFAULT_RATE = { requestsPerMinute: 60, burst: 10 };
+
+const rateLimit = () =>
+  z
+    .strictObject({
+      requestsPerMinute: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(DEFAULT_RATE.requestsPerMinute)
+        .describe('Requests per minute this credential may send, summed over every replica.'),
+      burst: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .default(DEFAULT_RATE.burst)
+        .describe(
+          'Requests that may go out at once after a quiet spell. Backfills leave half of it to live polling.',
+        ),
+    })
+    .prefault({});
+
+const authSchema = z
+  .strictObject({
+    ...secretKeys('serviceAccountKey'),
+    ...secretKeys('privateKey'),
+    tokenEndpoint: httpUrl()
+      .optional()
+      .describe(
+        `Token endpoint of the key flow, used when the key names none (default ${DEFAULT_TOKEN_ENDPOINT}).`,
+      ),
+    ...secretKeys('token'),
+  })
+  .transform((value, ctx) => resolveAuth(value, ctx))
+  .describe(
+    'The service-account key flow (serviceAccountKey: ${ENV} holding the key JSON, or serviceAccountKeyFile: /path), ' +
+      'or a static bearer token (token: ${ENV} or tokenFile: /path; deprecated by STACKIT).',
+  );
 
 export const stackitProviderSchema = z.strictObject({
   auditLogUrl: httpUrl()
     .prefault('https://auditlog.api.stackit.cloud')
     .describe('Base URL of the Audit Log API (regions, proxies, the simulator).'),
-  auth: bearerAuth,
+  resourceManagerUrl: httpUrl()
+    .prefault('https://resource-manager.api.stackit.cloud')
+    .describe('Base URL of the Resource Manager API, which scope discovery walks.'),
+  auth: authSchema,
+  rateLimit: rateLimit().describe(
+    'Request budget of this credential at the Audit Log API, shared by all replicas through Redis. A 429 pauses it for Retry-After (or a backoff).',
+  ),
+  resourceManagerRateLimit: rateLimit().describe(
+    'Request budget of this credential at the Resource Manager API (discovery), shared by all replicas.',
+  ),
   overlap: timing.overlap.prefault('15m'),
   settleLag: timing.settleLag.prefault('60s'),
   lookback: timing.lookback.prefault('1h'),
@@ -73,6 +124,151 @@ export const stackitProviderSchema = z.strictObject({
 
 export type StackitProviderSettings = z.output<typeof stackitProviderSchema>;
 
+/** How a provider authenticates, resolved: the key flow (what STACKIT requires now) or a static token. */
+export type StackitAuth =
+  | { readonly kind: 'key'; readonly key: ServiceAccountKey; readonly tokenEndpoint: string }
+  | { readonly kind: 'token'; readonly token: Secret };
+
+function resolveAuth(value: Record<string, unknown>, ctx: z.RefinementCtx): StackitAuth {
+  const has = (key: string): boolean => value[key] !== undefined || value[`${key}File`] !== undefined;
+  const keyFlow = has('serviceAccountKey');
+  if (keyFlow && has('token')) {
+    ctx.issues.push({
+      code: 'custom',
+      message:
+        'set either a service-account key (serviceAccountKey/serviceAccountKeyFile) or a static token (token/tokenFile), not both',
+      input: '[redacted]',
+      path: [],
+    });
+    return z.NEVER;
+  }
+  if (!keyFlow) {
+    if (has('privateKey') || value.tokenEndpoint !== undefined) {
+      ctx.issues.push({
+        code: 'custom',
+        message:
+          'serviceAccountKey or serviceAccountKeyFile is required: privateKey and tokenEndpoint belong to the key flow',
+        input: undefined,
+        path: [],
+      });
+      return z.NEVER;
+    }
+    if (!has('token')) {
+      ctx.issues.push({
+        code: 'custom',
+        message:
+          'token or tokenFile is required, or serviceAccountKey or serviceAccountKeyFile for the service-account key flow (recommended)',
+        input: undefined,
+        path: [],
+      });
+      return z.NEVER;
+    }
+    const token = pickSecret(value, 'token', ctx, true);
+    return token === undefined ? z.NEVER : { kind: 'token', token };
+  }
+
+  const document = pickSecret(value, 'serviceAccountKey', ctx, true);
+  const privateKey = pickSecret(value, 'privateKey', ctx, false);
+  if (document === undefined) return z.NEVER;
+  const parsed = parseServiceAccountKey(
+    { text: document.reveal(), origin: document.origin },
+    privateKey === undefined ? undefined : { text: privateKey.reveal(), origin: privateKey.origin },
+  );
+  if (!parsed.ok) {
+    for (const issue of parsed.issues) {
+      ctx.issues.push({
+        code: 'custom',
+        message: issue.message,
+        input: '[redacted]',
+        path: issue.path[0] === 'privateKey' ? [...issue.path] : ['serviceAccountKey', ...issue.path],
+      });
+    }
+    return z.NEVER;
+  }
+  return {
+    kind: 'key',
+    key: parsed.key,
+    tokenEndpoint:
+      parsed.key.tokenEndpoint ?? (value.tokenEndpoint as string | undefined) ?? DEFAULT_TOKEN_ENDPOINT,
+  };
+}
+
+/**
+ * A subtree filter of discovery: a folder or project by id (it and everything under it), or labels a
+ * container or one of its ancestors carries (`"*"` matches any value). Both given: both must match.
+ */
+const filterSchema = z
+  .strictObject({
+    id: z
+      .guid('must be a UUID')
+      .transform((id) => id.toLowerCase())
+      .optional()
+      .describe('A folder or project UUID: it and everything under it.'),
+    labels: z
+      .object({})
+      .catchall(z.string())
+      .optional()
+      .describe('Labels (key: value, "*" for any value) the container or one of its ancestors carries.'),
+  })
+  .refine((filter) => filter.id !== undefined || filter.labels !== undefined, 'needs id or labels');
+
+export type DiscoveryFilter = z.output<typeof filterSchema>;
+
+const discoverObject = z.strictObject({
+  interval: duration({ min: 1_000, max: DAY })
+    .prefault('1h')
+    .describe('How often the Resource Manager is walked again for new and deleted folders and projects.'),
+  gracePeriod: duration({ max: 30 * DAY })
+    .prefault('2h')
+    .describe(
+      'A folder or project missing from the walks this long stops being polled (its state is kept, see forgetAfter).',
+    ),
+  forgetAfter: duration({ min: DAY, max: 365 * DAY })
+    .prefault('90d')
+    .describe(
+      'The checkpoint and dedupe set of a scope gone this long are deleted. Until then it resumes where it stopped if it comes back.',
+    ),
+  include: z
+    .array(filterSchema)
+    .default([])
+    .describe('Only folders and projects matching one of these (default: all).'),
+  exclude: z.array(filterSchema).default([]).describe('Never folders and projects matching one of these.'),
+  maxScopes: z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(10_000)
+    .describe('A walk that finds more containers fails instead of polling a runaway number of scopes.'),
+});
+
+export interface DiscoverySettings {
+  readonly intervalMs: number;
+  readonly gracePeriodMs: number;
+  readonly forgetAfterMs: number;
+  readonly include: readonly DiscoveryFilter[];
+  readonly exclude: readonly DiscoveryFilter[];
+  readonly maxScopes: number;
+}
+
+const discoverSchema = z
+  .union([z.boolean(), discoverObject])
+  .transform((value): DiscoverySettings | undefined => {
+    if (value === false) return undefined;
+    const settings = value === true ? discoverObject.parse({}) : value;
+    return {
+      intervalMs: settings.interval,
+      gracePeriodMs: settings.gracePeriod,
+      forgetAfterMs: settings.forgetAfter,
+      include: settings.include,
+      exclude: settings.exclude,
+      maxScopes: settings.maxScopes,
+    };
+  })
+  .describe(
+    'Poll every folder and project under this organization or folder too (the audit log does not aggregate nested scopes): true, or settings.',
+  );
+
 export const stackitScopeSchema = z
   .strictObject({
     organization: z.guid('must be a UUID').optional(),
@@ -81,6 +277,7 @@ export const stackitScopeSchema = z
     overlap: timing.overlap.optional(),
     settleLag: timing.settleLag.optional(),
     lookback: timing.lookback.optional(),
+    discover: discoverSchema.optional(),
   })
   .transform((value, ctx) => {
     const given = SCOPE_KINDS.filter((kind) => value[kind] !== undefined);
@@ -96,6 +293,15 @@ export const stackitScopeSchema = z
       return z.NEVER;
     }
     const kind = given[0] as StackitScopeKind;
+    if (value.discover !== undefined && kind === 'project') {
+      ctx.issues.push({
+        code: 'custom',
+        message: 'discovery walks an organization or a folder; a project has nothing under it',
+        input: value.discover,
+        path: ['discover'],
+      });
+      return z.NEVER;
+    }
     return {
       kind,
       // One spelling per UUID: the id names the scope's state in Redis.
@@ -103,6 +309,7 @@ export const stackitScopeSchema = z
       overlap: value.overlap,
       settleLag: value.settleLag,
       lookback: value.lookback,
+      ...(value.discover !== undefined ? { discover: value.discover } : {}),
     };
   });
 

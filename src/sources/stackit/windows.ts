@@ -15,6 +15,8 @@ export interface WindowPlanInput {
    * completes, so a restart in the middle of it resumes there instead of at a later now − lookback.
    */
   readonly originMs: number | undefined;
+  /** The live lane never reads before this (earlier history belongs to backfills); undefined: no floor. */
+  readonly floorMs?: number | undefined;
   readonly overlapMs: number;
   readonly settleLagMs: number;
   readonly lookbackMs: number;
@@ -46,7 +48,7 @@ export function planWindows(input: WindowPlanInput): WindowPlan {
   const earliestMs = input.nowMs - input.retentionMs + input.retentionMarginMs;
   const wantedStartMs =
     resumeFromMs(input.hwmMs, input.originMs, input.overlapMs) ?? input.nowMs - input.lookbackMs;
-  const startMs = Math.max(wantedStartMs, earliestMs);
+  const startMs = Math.max(wantedStartMs, earliestMs, input.floorMs ?? Number.NEGATIVE_INFINITY);
   const expiredMs = input.hwmMs !== undefined && input.hwmMs < earliestMs ? earliestMs - input.hwmMs : 0;
 
   const windows: TimeWindow[] = [];
@@ -72,4 +74,37 @@ export function resumeFromMs(
  */
 export function seenHorizonMs(nextStartMs: number): number {
   return nextStartMs - 60_000;
+}
+
+export interface RangePlanInput {
+  /** The range to read, `[fromMs, toMs)`. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** End of the part of the range already read completely (a resumed backfill); default fromMs. */
+  readonly doneUntilMs?: number | undefined;
+  /** The oldest time the provider still serves. */
+  readonly retainedFromMs: number;
+  readonly maxWindowMs: number;
+}
+
+export interface RangePlan {
+  readonly windows: readonly TimeWindow[];
+  /** Part of the range that fell out of retention before it was read; zero when nothing was lost. */
+  readonly expired: TimeWindow | undefined;
+}
+
+/**
+ * The windows a backfill still has to read: from where it stopped to the end of its range in ≤ 24 h
+ * windows, oldest first. History that left retention meanwhile cannot be read any more; it is reported
+ * instead of asked for (the API would refuse the request).
+ */
+export function planRange(input: RangePlanInput): RangePlan {
+  const resumeMs = Math.max(input.fromMs, input.doneUntilMs ?? input.fromMs);
+  const startMs = Math.min(Math.max(resumeMs, input.retainedFromMs), input.toMs);
+  const expired = startMs > resumeMs ? { startMs: resumeMs, endMs: startMs } : undefined;
+  const windows: TimeWindow[] = [];
+  for (let from = startMs; from < input.toMs; from += input.maxWindowMs) {
+    windows.push({ startMs: from, endMs: Math.min(from + input.maxWindowMs, input.toMs) });
+  }
+  return { windows, expired };
 }

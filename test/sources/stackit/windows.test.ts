@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planWindows, resumeFromMs, seenHorizonMs } from '../../../src/sources/stackit/windows.ts';
+import { planRange, planWindows, resumeFromMs, seenHorizonMs } from '../../../src/sources/stackit/windows.ts';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -64,5 +64,46 @@ describe('seen-set horizon', () => {
     expect(seenHorizonMs(nextStart)).toBe(nextStart - 60_000);
     expect(resumeFromMs(undefined, now - H, 15 * 60_000)).toBe(now - H);
     expect(resumeFromMs(undefined, undefined, 15 * 60_000)).toBeUndefined();
+  });
+});
+
+describe('the live floor', () => {
+  it('keeps the overlap re-read from reaching below the floor (backfills own what is there)', () => {
+    const floor = now - 10 * 60_000;
+    const hwm = now - 5 * 60_000;
+    const plan = planWindows({ ...base, hwmMs: hwm, originMs: undefined, floorMs: floor });
+    expect(plan.windows).toEqual([{ startMs: floor, endMs: now - 60_000 }]);
+    expect(planWindows({ ...base, hwmMs: hwm, originMs: undefined }).windows[0]?.startMs).toBe(
+      hwm - 15 * 60_000,
+    );
+  });
+});
+
+describe('planRange', () => {
+  const range = { fromMs: now - 3 * D - H, toMs: now - D, retainedFromMs: now - 90 * D, maxWindowMs: D };
+
+  it('walks the range in 24 h windows oldest first, the last one short', () => {
+    expect(planRange(range)).toEqual({
+      windows: [
+        { startMs: now - 3 * D - H, endMs: now - 2 * D - H },
+        { startMs: now - 2 * D - H, endMs: now - D - H },
+        { startMs: now - D - H, endMs: now - D },
+      ],
+      expired: undefined,
+    });
+  });
+
+  it('resumes where it stopped, and is empty when done', () => {
+    expect(planRange({ ...range, doneUntilMs: now - D - H }).windows).toEqual([
+      { startMs: now - D - H, endMs: now - D },
+    ]);
+    expect(planRange({ ...range, doneUntilMs: now - D }).windows).toEqual([]);
+  });
+
+  it('reports history that left retention instead of asking for it', () => {
+    const plan = planRange({ ...range, retainedFromMs: now - 2 * D });
+    expect(plan.expired).toEqual({ startMs: now - 3 * D - H, endMs: now - 2 * D });
+    expect(plan.windows[0]).toEqual({ startMs: now - 2 * D, endMs: now - D });
+    expect(planRange({ ...range, retainedFromMs: now }).windows).toEqual([]);
   });
 });

@@ -1,0 +1,183 @@
+import type { Logger } from 'pino';
+import { HttpClient, type TlsOptions } from '../../http/client.ts';
+import { TransportError } from '../../http/errors.ts';
+import type { Lane, RateBucket } from '../../http/rate-budget.ts';
+import { backoffDelayMs, parseRetryAfter, sleep } from '../../http/retry.ts';
+import { VERSION } from '../../version.ts';
+import { ProviderError, reasonForStatus } from '../errors.ts';
+import type { RequestSample } from '../source.ts';
+import type { AccessTokenSource } from './auth/token-source.ts';
+import { errorMessageOf } from './error-body.ts';
+
+const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+export interface RetryPolicy {
+  readonly attempts: number;
+  readonly initialBackoff: number;
+  readonly maxBackoff: number;
+}
+
+export interface StackitApiOptions {
+  readonly providerName: string;
+  /** `auditlog`, `resource-manager`: the metric label and part of messages. */
+  readonly api: string;
+  /** Base URL; the client talks to its origin only. */
+  readonly baseUrl: string;
+  readonly instanceId: string;
+  readonly timeoutMs: number;
+  readonly tls?: TlsOptions;
+  readonly auth: AccessTokenSource;
+  /** Shared request budget of this credential at this API (none: unlimited, e.g. in unit tests). */
+  readonly bucket?: RateBucket | undefined;
+  readonly retry: RetryPolicy;
+  readonly onRequest: (sample: RequestSample) => void;
+}
+
+/**
+ * One STACKIT API with one credential: GETs that go through the credential's shared request budget,
+ * carry a bearer token from the token source, and are retried when worth it. A 401 is answered once by
+ * minting a fresh token (a revoked or expired one is the usual cause); a second 401 fails loudly. A 429
+ * pauses the whole budget (every replica) instead of hammering. Everything else that fails becomes a
+ * ProviderError naming provider, API, status and request.
+ */
+export class StackitApi {
+  readonly base: URL;
+  readonly #o: StackitApiOptions;
+  readonly #http: HttpClient;
+
+  constructor(options: StackitApiOptions) {
+    this.#o = options;
+    this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
+    this.#http = new HttpClient({
+      name: `stackit provider "${options.providerName}" ${options.api}`,
+      origin: this.base.origin,
+      timeoutMs: options.timeoutMs,
+      userAgent: `auditlog-shipper/${VERSION} (instance ${options.instanceId})`,
+      ...(options.tls ? { tls: options.tls } : {}),
+    });
+  }
+
+  /** GETs `url` (on the base's origin) and returns the body of a 200. `what` names the target in messages. */
+  async get(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<string> {
+    const { attempts, initialBackoff, maxBackoff } = this.#o.retry;
+    let reminted = false;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#tryOnce(url, what, lane, signal);
+      if (typeof outcome === 'string') return outcome;
+      const { error, token } = outcome;
+
+      if (error.status === 401) {
+        if (!reminted && token !== undefined && this.#o.auth.invalidate(token)) {
+          // Expired early, revoked, or the key rotated: one fresh token, right away.
+          reminted = true;
+          attempt--;
+          log.warn(
+            { status: 401 },
+            `${what}: HTTP 401 for the access token of ${this.#o.auth.description}; minting a new one and retrying once`,
+          );
+          continue;
+        }
+        throw new ProviderError({
+          provider: 'stackit',
+          reason: 'unauthorized',
+          status: 401,
+          retryable: false,
+          message: reminted
+            ? `${error.message}; refused again with a freshly minted token of ${this.#o.auth.description}: the service account lacks access (role audit-log.reader / resource-manager reader) or was disabled`
+            : `${error.message}; ${this.#o.auth.description} was refused (static tokens expire and are deprecated by STACKIT: use a service-account key)`,
+        });
+      }
+
+      if (error.status === 429 && this.#o.bucket !== undefined) {
+        // Every replica waits: the next take() of this bucket blocks until the pause ends.
+        const { pauseMs, strikes } = await this.#o.bucket.pause(error.retryAfterMs);
+        if (attempt >= attempts) throw error;
+        log.warn(
+          { status: 429, pauseMs, strikes, attempt, retryAfterMs: error.retryAfterMs },
+          `${error.message}; the request budget of ${this.#o.auth.credentialId} pauses ${pauseMs} ms (attempt ${attempt} of ${attempts})`,
+        );
+        continue;
+      }
+
+      if (!error.retryable || attempt >= attempts) throw error;
+      const waitMs =
+        error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
+      log.warn(
+        { reason: error.reason, status: error.status, attempt, waitMs },
+        `${error.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
+      );
+      await sleep(waitMs, signal);
+    }
+  }
+
+  /** One request: the body on 200, otherwise the classified error and the token it used. */
+  async #tryOnce(
+    url: URL,
+    what: string,
+    lane: Lane,
+    signal: AbortSignal,
+  ): Promise<string | { error: ProviderError; token?: string }> {
+    const bucket = this.#o.bucket;
+    if (bucket) await bucket.take(lane, signal);
+    let token: string;
+    try {
+      token = await this.#o.auth.token(signal);
+    } catch (error) {
+      if (error instanceof ProviderError) return { error };
+      throw error;
+    }
+    const started = performance.now();
+    const request = `GET ${url.origin}${url.pathname}`;
+    try {
+      const response = await this.#http.send({
+        url,
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        signal,
+      });
+      this.#observe(response.status, started);
+      if (response.status !== 429) await bucket?.succeeded();
+      if (response.status === 200) return response.body;
+      const { reason, retryable } = reasonForStatus(response.status);
+      const detail = errorMessageOf(response.body);
+      return {
+        token,
+        error: new ProviderError({
+          provider: 'stackit',
+          reason,
+          status: response.status,
+          retryable,
+          retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now(), MAX_RETRY_AFTER_MS),
+          message: `${what}: HTTP ${response.status} from ${request}${detail ? `: ${detail}` : ''}`,
+        }),
+      };
+    } catch (error) {
+      this.#observe(0, started);
+      if (error instanceof TransportError) {
+        if (error.failure === 'aborted') throw error;
+        return {
+          error: new ProviderError({
+            provider: 'stackit',
+            reason: error.failure === 'too_large' ? 'too_large' : error.failure,
+            retryable: error.retryable,
+            message: `${what}: ${error.message}`,
+            cause: error,
+          }),
+        };
+      }
+      throw error;
+    }
+  }
+
+  #observe(status: number, started: number): void {
+    this.#o.onRequest({
+      provider: 'stackit',
+      api: this.#o.api,
+      status,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#http.close();
+  }
+}
