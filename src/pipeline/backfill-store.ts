@@ -37,7 +37,14 @@ export interface BackfillRun {
 
 /** Where a run of a scope reads its history: a scope of its own, with its own checkpoint, seen-set and lease. */
 export function backfillScopeKey(scopeKey: string): string {
-  return `${scopeKey}#backfill`;
+  return `${scopeKey}${BACKFILL_SUFFIX}`;
+}
+
+const BACKFILL_SUFFIX = '#backfill';
+
+/** Whether events of this (outbox) scope key were read by the backfill lane: history, old by design. */
+export function isBackfillScopeKey(scopeKey: string): boolean {
+  return scopeKey.endsWith(BACKFILL_SUFFIX);
 }
 
 export type RequestOutcome =

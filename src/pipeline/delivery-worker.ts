@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { type BackoffPolicy, backoffDelayMs, sleep } from '../http/retry.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { BatchPolicy, Sink, Verdict } from '../sinks/sink.ts';
+import { isBackfillScopeKey } from './backfill-store.ts';
 import type { OutboxEvent } from './envelope.ts';
 import { DELIVERY_GROUP, type RedisKeys } from './keys.ts';
 import { LuaScript } from './script.ts';
@@ -441,7 +442,10 @@ export class DeliveryWorker {
         const verdict = verdicts[i] as Verdict;
         switch (verdict.kind) {
           case 'delivered':
-            metrics.freshnessSeconds.observe(labels, Math.max(0, (nowMs - event.timeMs) / 1000));
+            // Backfilled history is days old by design; it would drown what freshness is for.
+            if (!isBackfillScopeKey(event.scopeKey)) {
+              metrics.freshnessSeconds.observe(labels, Math.max(0, (nowMs - event.timeMs) / 1000));
+            }
             done.push([event.entryId, 'ack', '']);
             break;
           case 'duplicate':

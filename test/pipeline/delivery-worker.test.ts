@@ -66,7 +66,7 @@ async function enqueue(sink: string, ids: string[], scope = 's', pad = 0): Promi
 
 async function startWorker(
   sink: Sink,
-  overrides: { consumerTimeoutMs?: number; policy?: Partial<BatchPolicy> } = {},
+  overrides: { consumerTimeoutMs?: number; policy?: Partial<BatchPolicy>; metrics?: Metrics } = {},
 ): Promise<DeliveryWorker> {
   const worker = new DeliveryWorker({
     sink,
@@ -78,7 +78,7 @@ async function startWorker(
     retry: { initialMs: 10, maxMs: 50 },
     consumerTimeoutMs: overrides.consumerTimeoutMs ?? 10_000,
     blockMs: 50,
-    metrics: new Metrics(),
+    metrics: overrides.metrics ?? new Metrics(),
     log: silentLogger,
   });
   await worker.start();
@@ -95,6 +95,23 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000)
 }
 
 describe('DeliveryWorker', () => {
+  it('leaves backfilled history out of the freshness histogram', async () => {
+    await enqueue('scripted', ['live'], 'stackit:project:p');
+    await enqueue('scripted', ['old'], 'stackit:project:p#backfill');
+    const metrics = new Metrics();
+    const sink = new ScriptedSink();
+    await startWorker(sink, { metrics });
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    expect(sink.delivered().sort()).toEqual(['live', 'old']);
+    const freshness = (await metrics.registry.getMetricsAsJSON()).find(
+      (m) => m.name === 'auditlog_freshness_seconds',
+    );
+    const count = freshness?.values.find(
+      (v) => (v as { metricName?: string }).metricName === 'auditlog_freshness_seconds_count',
+    );
+    expect(count?.value).toBe(1);
+  });
+
   it('delivers every outbox entry and removes it once acknowledged', async () => {
     const ids = Array.from({ length: 25 }, (_, i) => `e${i}`);
     await enqueue('scripted', ids);
