@@ -22,6 +22,17 @@ beforeAll(async () => {
     failed: 'HTTP 503 from GET https://auditlog.api.stackit.cloud/v2/projects/b',
   });
   await redis.client.xadd(keys.deadLetter('loki'), '*', 'reason', 'too old', 'id', 'x');
+  // A project the leader's discovery found under a configured organization.
+  await redis.client.hset(
+    keys.discoveredScopes(),
+    'stackit:project:found',
+    JSON.stringify({
+      root: 'stackit:organization:o',
+      ref: { kind: 'project', id: 'found' },
+      firstSeenMs: now,
+      lastSeenMs: now,
+    }),
+  );
 });
 afterAll(async () => {
   await redis.stop();
@@ -35,7 +46,7 @@ describe('status', () => {
     });
     const byScope = Object.fromEntries(report.scopes.map((r) => [r.scope, r]));
     expect(byScope['stackit:project:a']).toMatchObject({
-      configured: true,
+      origin: 'config',
       outcome: 'completed',
       failuresInARow: 0,
       lastError: null,
@@ -44,6 +55,7 @@ describe('status', () => {
     expect(byScope['stackit:project:b']).toMatchObject({ outcome: 'failed', failuresInARow: 2 });
     expect(byScope['stackit:project:b']?.lastError).toContain('server_error: HTTP 503');
     expect(byScope['stackit:project:never']).toMatchObject({ lastPoll: null, lagSeconds: null });
+    expect(byScope['stackit:project:found']).toMatchObject({ origin: 'discovered, active', lastPoll: null });
     expect(report.sinks).toEqual([
       { sink: 'archive', depth: 5, oldestAgeSeconds: expect.any(Number), deadLettered: 0 },
       { sink: 'loki', depth: 3, oldestAgeSeconds: expect.any(Number), deadLettered: 1 },
@@ -52,7 +64,12 @@ describe('status', () => {
 
   it('finds scopes and sinks in Redis when no config is given, and renders aligned tables', async () => {
     const report = await statusReport(redis.client, keys, undefined);
-    expect(report.scopes.map((r) => r.scope)).toEqual(['stackit:project:a', 'stackit:project:b']);
+    expect(report.scopes.map((r) => r.scope)).toEqual([
+      'stackit:project:a',
+      'stackit:project:b',
+      'stackit:project:found',
+    ]);
+    expect(report.scopes.find((r) => r.scope === 'stackit:project:found')?.origin).toBe('discovered, active');
     expect(report.sinks.map((r) => r.sink)).toEqual(['archive', 'loki']);
     const text = renderStatus(report);
     const lines = text.split('\n');

@@ -3,6 +3,7 @@ import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
+import { scopeOrigins } from '../scope-origins.ts';
 
 interface StateOptions {
   readonly config?: string;
@@ -121,13 +122,17 @@ export async function resetState(
 
 export async function listState(options: StateOptions, out: (s: string) => void): Promise<void> {
   await withStore(options, async (store, target) => {
-    const configured = new Set(target.config?.scopes.map((s) => s.key) ?? []);
+    const origins = await scopeOrigins(
+      target.redis,
+      new RedisKeys(target.settings.redis.prefix),
+      target.config?.scopes.map((s) => s.key) ?? [],
+    );
     const known = await store.knownScopes();
     const rows = await Promise.all(
       known.map(async (key) => ({
         key,
         stored: await store.checkpoint(key),
-        configured: configured.has(key),
+        origin: origins.get(key) ?? null,
       })),
     );
     if (options.json) {
@@ -137,7 +142,7 @@ export async function listState(options: StateOptions, out: (s: string) => void)
             scope: r.key,
             watermark: r.stored?.checkpoint.watermarkMs ?? null,
             committed: r.stored?.committed ?? 0,
-            configured: target.config ? r.configured : null,
+            origin: r.origin,
           })),
           null,
           2,
@@ -145,8 +150,9 @@ export async function listState(options: StateOptions, out: (s: string) => void)
       );
       return;
     }
-    for (const { key, stored, configured: inConfig } of rows) {
-      const mark = target.config && !inConfig ? '  (not in config)' : '';
+    for (const { key, stored, origin } of rows) {
+      const mark =
+        origin === 'config' ? '' : origin ? `  (${origin})` : target.config ? '  (not in config)' : '';
       out(
         `${key}  watermark ${iso(stored?.checkpoint.watermarkMs)}  committed ${stored?.committed ?? 0}${mark}\n`,
       );

@@ -5,10 +5,12 @@ import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
 import { openRedisTarget } from '../redis-target.ts';
+import { scopeOrigins } from '../scope-origins.ts';
 
 export interface ScopeRow {
   readonly scope: string;
-  readonly configured: boolean | null;
+  /** `config`, `discovered, <state>`, null for leftovers of an older config, `unknown` without a config. */
+  readonly origin: string | null;
   readonly lastPoll: string | null;
   readonly outcome: string | null;
   readonly lagSeconds: number | null;
@@ -41,14 +43,15 @@ export async function statusReport(
 ): Promise<StatusReport> {
   const store = new ScopeStateStore(redis, keys);
   const outbox = new OutboxMonitor(redis, keys);
-  const scopeKeys = [...new Set([...(configured?.scopes ?? []), ...(await store.knownScopes())])].sort();
+  const origins = await scopeOrigins(redis, keys, configured?.scopes ?? []);
+  const scopeKeys = [...new Set([...origins.keys(), ...(await store.knownScopes())])].sort();
   const scopes = await Promise.all(
     scopeKeys.map(async (scope): Promise<ScopeRow> => {
       const [stored, status] = await Promise.all([store.checkpoint(scope), store.status(scope)]);
       const watermark = stored?.checkpoint.watermarkMs;
       return {
         scope,
-        configured: configured ? configured.scopes.includes(scope) : null,
+        origin: origins.get(scope) ?? (configured ? null : 'unknown'),
         lastPoll: status.lastPoll ? new Date(status.lastPoll.endedAtMs).toISOString() : null,
         outcome: status.lastPoll?.outcome ?? null,
         lagSeconds: watermark === undefined ? null : Math.max(0, Math.round((nowMs - watermark) / 1000)),
@@ -89,7 +92,7 @@ async function sinksInRedis(redis: Redis, keys: RedisKeys): Promise<string[]> {
 /** Renders the report as two aligned tables for a terminal. */
 export function renderStatus(report: StatusReport): string {
   const scopeRows = report.scopes.map((r) => [
-    r.scope + (r.configured === false ? ' (not in config)' : ''),
+    `${r.scope}${r.origin === null ? ' (not in config)' : r.origin === 'config' || r.origin === 'unknown' ? '' : ` (${r.origin})`}`,
     r.lastPoll ? `${r.lastPoll.slice(0, 19).replace('T', ' ')} ${r.outcome}` : 'never',
     r.lagSeconds === null ? '-' : formatDuration(r.lagSeconds * 1000),
     String(r.failuresInARow),
