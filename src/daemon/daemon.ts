@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
-import type { ShipperConfig } from '../config/types.ts';
+import type { DaemonSettings, ShipperConfig } from '../config/types.ts';
 import { RateBudgets } from '../http/rate-budget.ts';
 import { ObservabilityServer } from '../observability/http-server.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
@@ -16,7 +16,6 @@ import {
 } from '../pipeline/backfill.ts';
 import { BackfillStore } from '../pipeline/backfill-store.ts';
 import { Committer } from '../pipeline/commit.ts';
-import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
 import { DiscoveryService } from '../pipeline/discovery.ts';
 import { ScopeCatalog } from '../pipeline/discovery-catalog.ts';
 import { DiscoveryStore } from '../pipeline/discovery-store.ts';
@@ -29,12 +28,11 @@ import { PollWorker } from '../pipeline/poll-worker.ts';
 import { Poller } from '../pipeline/poller.ts';
 import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
-import { sinkModules } from '../sinks/registry.ts';
-import type { Sink } from '../sinks/sink.ts';
-import { sourceModules } from '../sources/registry.ts';
-import type { Source } from '../sources/source.ts';
+import { fingerprint } from './fingerprint.ts';
 import { checkRedisServer, connectRedis, duplicateRedis } from './redis.ts';
 import { RedisServerProcess } from './redis-server.ts';
+import { SinkSet } from './sink-set.ts';
+import { type SetChange, SourceSet } from './source-set.ts';
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -46,22 +44,33 @@ export interface DaemonOptions {
  * process leads) the schedule reconciler, plus the metrics/health server. `stop` tears it down in the
  * order that loses nothing: stop polling, finish deliveries, close sinks, then Redis.
  */
+export interface ReloadSummary {
+  readonly providers: SetChange;
+  readonly sinks: SetChange;
+  readonly scopes: { readonly added: readonly string[]; readonly removed: readonly string[] };
+  /** Daemon settings that changed but only take effect after a restart. */
+  readonly needsRestart: readonly string[];
+}
+
 export class Daemon {
-  readonly config: ShipperConfig;
+  #config: ShipperConfig;
   readonly metrics: Metrics;
   readonly #log: Logger;
   readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
   #pollWorker: PollWorker | undefined;
-  #deliveryWorkers: DeliveryWorker[] = [];
+  #sinks: SinkSet | undefined;
+  #sources: SourceSet | undefined;
+  #catalog: ScopeCatalog | undefined;
   #reconciler: ScheduleReconciler | undefined;
   #discovery: DiscoveryService | undefined;
   #backfillCoordinator: BackfillCoordinator | undefined;
   #backfillWorker: BackfillWorker | undefined;
   #metricsPort: number | undefined;
   #stopping: Promise<void> | undefined;
+  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(config: ShipperConfig, options: DaemonOptions) {
-    this.config = config;
+    this.#config = config;
     this.#log = options.log;
     this.metrics =
       options.metrics ??
@@ -77,6 +86,52 @@ export class Daemon {
       throw error;
     }
     return daemon;
+  }
+
+  /** The config in effect (its daemon settings are the ones the process started with). */
+  get config(): ShipperConfig {
+    return this.#config;
+  }
+
+  /**
+   * Applies a reloaded config without a restart: providers, scopes and sinks are added, removed or
+   * replaced in place; polls and deliveries in flight finish first, nothing queued is lost. Daemon
+   * settings (Redis, ports, concurrency…) only take effect after a restart; the summary names them.
+   * Reloads run one at a time.
+   */
+  applyConfig(next: ShipperConfig): Promise<ReloadSummary> {
+    const run = this.#reloading.then(() => this.#apply(next));
+    this.#reloading = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  async #apply(next: ShipperConfig): Promise<ReloadSummary> {
+    if (this.#stopping || !this.#sources || !this.#sinks || !this.#catalog) {
+      throw new Error('the shipper is not running');
+    }
+    const current = this.#config;
+    const needsRestart = changedSettings(current.daemon, next.daemon);
+    const providers = this.#sources.apply(next.providers);
+    const sinks = await this.#sinks.apply(next.sinks, current.daemon.shutdownTimeoutMs);
+    const before = new Set(current.scopes.map((s) => s.key));
+    const after = new Set(next.scopes.map((s) => s.key));
+    this.#catalog.setConfigured(next.scopes);
+    this.#config = { ...next, daemon: current.daemon };
+    this.#reconciler?.markDirty();
+    void this.#reconciler?.tick();
+    void this.#discovery?.tick();
+    return {
+      providers,
+      sinks,
+      scopes: {
+        added: [...after].filter((k) => !before.has(k)),
+        removed: [...before].filter((k) => !after.has(k)),
+      },
+      needsRestart,
+    };
   }
 
   /** Port of the metrics/health server, once listening. */
@@ -99,8 +154,9 @@ export class Daemon {
     const outbox = new OutboxMonitor(redis, keys);
     const state = new ScopeStateStore(redis, keys);
 
-    const sinks = await this.#startSinks();
-    for (const sink of sinks) await outbox.ensureGroup(sink.name);
+    this.#sinks = new SinkSet({ redis, keys, outbox, settings, metrics: this.metrics, log });
+    await this.#sinks.apply(this.config.sinks, settings.shutdownTimeoutMs);
+    const sinkSet = this.#sinks;
 
     // One request budget per credential and API, shared with every replica through Redis.
     const rateBudgets = new RateBudgets(redis, (id) => keys.rateBucket(id), {
@@ -108,54 +164,23 @@ export class Daemon {
         this.metrics.rateLimitWaitSeconds.observe({ bucket, lane }, waitedMs / 1000),
       onPause: (bucket) => this.metrics.rateLimitPauses.inc({ bucket }),
     });
-    const sources = new Map<string, Source>();
-    for (const provider of this.config.providers) {
-      const module = sourceModules.get(provider.type);
-      if (!module) throw new Error(`unknown provider type "${provider.type}"`);
-      sources.set(
-        provider.name,
-        module.create(provider, {
-          log: log.child({ provider: provider.name }),
-          instanceId: settings.instanceId,
-          rateBudgets,
-          onRequest: (sample) => {
-            this.metrics.providerRequests.inc({
-              provider: sample.provider,
-              api: sample.api,
-              status: sample.status,
-            });
-            this.metrics.providerRequestSeconds.observe(
-              { provider: sample.provider, api: sample.api },
-              sample.seconds,
-            );
-          },
-        }),
-      );
-    }
-    this.#closers.push({
-      name: 'sources',
-      close: async () => void (await Promise.allSettled([...sources.values()].map((s) => s.close()))),
+    const sourceSet = new SourceSet({
+      log,
+      instanceId: settings.instanceId,
+      rateBudgets,
+      metrics: this.metrics,
+      // Polls stop at a page boundary once their lease is gone; two lease periods is ample.
+      retireAfterMs: 2 * settings.poll.leaseTtlMs,
     });
-
-    for (const sink of sinks) {
-      const worker = new DeliveryWorker({
-        sink,
-        redis: duplicateRedis(redis, `delivery:${sink.name}`, log),
-        keys,
-        instanceId: settings.instanceId,
-        batchSize: settings.delivery.batchSize,
-        retry: { initialMs: settings.delivery.retryInitialMs, maxMs: settings.delivery.retryMaxMs },
-        consumerTimeoutMs: settings.delivery.consumerTimeoutMs,
-        metrics: this.metrics,
-        log: log.child({ sink: sink.name }),
-      });
-      await worker.start();
-      this.#deliveryWorkers.push(worker);
-    }
+    sourceSet.apply(this.config.providers);
+    this.#sources = sourceSet;
+    const sources = sourceSet.map;
+    this.#closers.push({ name: 'sources', close: () => sourceSet.close() });
 
     // Configured scopes plus what the leader's discovery published in Redis: every replica resolves both.
     const discoveryStore = new DiscoveryStore(redis, keys);
     const catalog = new ScopeCatalog(this.config.scopes, sources, discoveryStore);
+    this.#catalog = catalog;
     const backfills = new BackfillStore(redis, keys);
     const pollerDeps = {
       leases: new LeaseManager(redis, keys),
@@ -260,21 +285,20 @@ export class Daemon {
     this.#reconciler.setScopeSupplier(() => catalog.all());
     this.#reconciler.start();
     const reconciler = this.#reconciler;
-    if (catalog.roots().length > 0) {
-      this.#discovery = new DiscoveryService({
-        catalog,
-        store: discoveryStore,
-        sources,
-        leader,
-        leaderKey: keys.leader(),
-        holder: settings.instanceId,
-        keys,
-        metrics: this.metrics,
-        log,
-        onChange: () => reconciler.markDirty(),
-      });
-      this.#discovery.start();
-    }
+    // Always running, even without roots today: a reloaded config may add some.
+    this.#discovery = new DiscoveryService({
+      catalog,
+      store: discoveryStore,
+      sources,
+      leader,
+      leaderKey: keys.leader(),
+      holder: settings.instanceId,
+      keys,
+      metrics: this.metrics,
+      log,
+      onChange: () => reconciler.markDirty(),
+    });
+    this.#discovery.start();
     this.#backfillCoordinator = new BackfillCoordinator({
       queue: backfillQueue,
       store: backfills,
@@ -292,7 +316,7 @@ export class Daemon {
       outbox,
       metrics: this.metrics,
       scopes: () => catalog.all(),
-      sinks: () => sinks.map((s) => s.name),
+      sinks: () => sinkSet.names(),
       queues: [queue, backfillQueue],
     });
 
@@ -310,10 +334,10 @@ export class Daemon {
         config: this.config.origin,
         redis: redactUrl(redisUrl),
         scopes: this.config.scopes.length,
-        sinks: sinks.map((s) => s.name),
+        sinks: sinkSet.names(),
         metricsPort: this.#metricsPort,
       },
-      `auditlog-shipper running: ${this.config.scopes.length} scopes, ${sinks.length} sinks`,
+      `auditlog-shipper running: ${this.config.scopes.length} scopes, ${sinkSet.names().length} sinks`,
     );
   }
 
@@ -328,26 +352,6 @@ export class Daemon {
     );
     this.#closers.push({ name: 'embedded redis', close: () => server.stop() });
     return server.url;
-  }
-
-  async #startSinks(): Promise<Sink[]> {
-    const sinks: Sink[] = [];
-    for (const instance of this.config.sinks) {
-      const module = sinkModules.get(instance.type);
-      if (!module) throw new Error(`unknown sink type "${instance.type}"`);
-      const sink = module.create(instance, {
-        log: this.#log.child({ sink: instance.name }),
-        instanceId: this.config.daemon.instanceId,
-        onRequest: ({ operation, status, seconds }) => {
-          this.metrics.sinkRequests.inc({ sink: instance.name, operation, status });
-          this.metrics.sinkRequestSeconds.observe({ sink: instance.name, operation }, seconds);
-        },
-      });
-      await sink.start();
-      sinks.push(sink);
-      this.#closers.push({ name: `sink ${sink.name}`, close: () => sink.close() });
-    }
-    return sinks;
   }
 
   /** Graceful shutdown within `shutdownTimeoutMs`; safe to call more than once. */
@@ -367,7 +371,7 @@ export class Daemon {
       this.#pollWorker?.stop(Math.floor(remaining() * 0.6)),
       this.#backfillWorker?.stop(Math.floor(remaining() * 0.6)),
     ]);
-    await Promise.all(this.#deliveryWorkers.map((w) => w.stop(remaining())));
+    await this.#sinks?.stop(remaining());
     for (const closer of this.#closers.reverse()) {
       try {
         await closer.close();
@@ -377,4 +381,21 @@ export class Daemon {
     }
     this.#log.info({ ms: Date.now() - started }, 'shutdown complete');
   }
+}
+
+/** Leaf paths of the daemon settings that differ, e.g. `daemon.poll.concurrency`. */
+function changedSettings(a: DaemonSettings, b: DaemonSettings): string[] {
+  const changed: string[] = [];
+  const walk = (x: unknown, y: unknown, path: string): void => {
+    if (x && y && typeof x === 'object' && typeof y === 'object' && !Array.isArray(x)) {
+      const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+      for (const key of keys) {
+        walk((x as Record<string, unknown>)[key], (y as Record<string, unknown>)[key], `${path}.${key}`);
+      }
+      return;
+    }
+    if (fingerprint(x) !== fingerprint(y)) changed.push(path);
+  };
+  walk(a, b, 'daemon');
+  return changed;
 }

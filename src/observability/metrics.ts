@@ -127,6 +127,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly configReloads = new Counter({
+    name: `${PREFIX}config_reloads_total`,
+    help: 'Config reloads (SIGHUP or a changed file) by result: applied, invalid (the old config keeps running), failed.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly configLoadedTimestamp = new Gauge({
+    name: `${PREFIX}config_loaded_timestamp_seconds`,
+    help: 'When the config in effect was loaded (start or last applied reload).',
+    registers: [this.registry],
+  });
+
   readonly stateReadErrors = new Counter({
     name: `${PREFIX}metrics_state_read_errors_total`,
     help: 'Scrapes that could not read scope, outbox or queue state from Redis (those gauges keep their last values).',

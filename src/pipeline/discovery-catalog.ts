@@ -9,7 +9,7 @@ import { type DiscoveredEntry, type DiscoveryStore, entryState, refOf } from './
  * and discovered is the configured one.
  */
 export class ScopeCatalog {
-  readonly #configured: ReadonlyMap<string, ScopeSpec>;
+  #configured: ReadonlyMap<string, ScopeSpec>;
   readonly #sources: ReadonlyMap<string, Source>;
   readonly #store: DiscoveryStore;
 
@@ -17,6 +17,11 @@ export class ScopeCatalog {
     this.#configured = new Map(configured.map((scope) => [scope.key, scope]));
     this.#sources = sources;
     this.#store = store;
+  }
+
+  /** A reloaded config's scopes; discovered scopes follow their roots' new settings from now on. */
+  setConfigured(configured: readonly ScopeSpec[]): void {
+    this.#configured = new Map(configured.map((scope) => [scope.key, scope]));
   }
 
   configured(): ScopeSpec[] {

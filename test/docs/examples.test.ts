@@ -38,3 +38,12 @@ describe('YAML examples in the docs', () => {
     }
   });
 });
+
+describe('docs/operations.md', () => {
+  it('describes every metric the shipper exports', async () => {
+    const { Metrics } = await import('../../src/observability/metrics.ts');
+    const text = readFileSync(join(root, 'docs/operations.md'), 'utf8');
+    const names = (await new Metrics().registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.filter((name) => !text.includes(name))).toEqual([]);
+  });
+});

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { loadConfig } from '../../config/load.ts';
 import type { ShipperConfig } from '../../config/types.ts';
+import { ConfigReloader } from '../../daemon/config-reloader.ts';
 import { Daemon } from '../../daemon/daemon.ts';
 import { type EmbeddedDefault, startEmbeddedDefault } from '../../daemon/embedded-default.ts';
 import { createLogger } from '../../observability/logger.ts';
@@ -12,7 +13,8 @@ interface RunOptions {
 
 /**
  * Runs the daemon until SIGTERM/SIGINT, then shuts down gracefully and exits 0. A second signal exits
- * at once. Without a config file it runs the embedded default (simulator, local Redis, file sink).
+ * at once. SIGHUP, or a change of the config file, reloads the config. Without a config file it runs
+ * the embedded default (simulator, local Redis, file sink).
  */
 export async function run(options: RunOptions): Promise<number> {
   let embedded: EmbeddedDefault | undefined;
@@ -45,8 +47,14 @@ export async function run(options: RunOptions): Promise<number> {
     return 1;
   }
 
+  const reloader = options.config
+    ? new ConfigReloader({ path: options.config, daemon, log, metrics: daemon.metrics })
+    : undefined;
+  await reloader?.start();
+
   const signal = await waitForSignal(log);
   log.info({ signal }, `received ${signal}: shutting down (send it again to exit at once)`);
+  await reloader?.stop();
   await daemon.stop();
   await embedded?.simulator.close();
   await flush(log);
