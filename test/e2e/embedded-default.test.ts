@@ -48,9 +48,17 @@ describe('the embedded default (README command one)', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const events = join(cwd, 'data', 'events.ndjson');
+    // Every one of the three simulated projects polled (the state test below relies on it).
+    const scopesWritten = (): number =>
+      new Set(
+        readFileSync(events, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => (JSON.parse(line) as { scope: { id: string } }).scope.id),
+      ).size;
     await waitFor(
-      'events in ./data/events.ndjson',
-      () => existsSync(events) && readFileSync(events, 'utf8').split('\n').length > 100,
+      'events of every project in ./data/events.ndjson',
+      () => existsSync(events) && scopesWritten() === 3,
       30_000,
     );
 

@@ -161,7 +161,7 @@ describe('sink answers (fuzz): an event counts as stored only when the store sai
       ),
       { numRuns: 300 },
     );
-    expect(judged).toBeGreaterThan(20); // the property was exercised, not vacuously true
+    expect(judged).toBeGreaterThan(10); // the property was exercised, not vacuously true
     await sink.close();
   });
 
