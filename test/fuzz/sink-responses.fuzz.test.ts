@@ -16,17 +16,28 @@ interface Answer {
   body: string;
 }
 
+/** An answer as served, with the `_id`s of the bulk request it answered (in order). */
+interface Served extends Answer {
+  ids: string[];
+}
+
 let server: Server;
 let url = '';
 let answers: Answer[] = [];
-let served: Answer[] = [];
+let served: Served[] = [];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const answer = answers[Math.min(served.length, answers.length - 1)] ?? { status: 500, body: '' };
-      served.push(answer);
+      const ids = [
+        ...Buffer.concat(chunks)
+          .toString('utf8')
+          .matchAll(/"_id":"([^"]+)"/g),
+      ].map((m) => m[1] as string);
+      served.push({ ...answer, ids });
       res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body);
     });
   });
@@ -148,14 +159,22 @@ describe('sink answers (fuzz): an event counts as stored only when the store sai
           const verdicts = await attempt(() => sink.send(batch, new AbortController().signal));
           if (verdicts === 'threw') return;
           expect(verdicts).toHaveLength(n);
-          // Every stored verdict is backed by the last 200 answer's item at that position.
+          // Every stored verdict is backed by a 200 answer whose item, at the position of that event in
+          // the request it answered, says stored (2xx) or already there (409).
           verdicts.forEach((v, i) => {
             if (v.kind !== 'delivered' && v.kind !== 'duplicate') return;
             judged++;
-            const last = [...served].reverse().find((a) => a.status === 200) as Answer;
-            const items = (JSON.parse(last.body) as { items: Array<{ create: { status: number } }> }).items;
-            const status = items[i]?.create.status as number;
-            expect(v.kind === 'delivered' ? status >= 200 && status < 300 : status === 409).toBe(true);
+            const id = batch[i]?.id as string;
+            const backed = served.some((answer) => {
+              if (answer.status !== 200) return false;
+              const at = answer.ids.indexOf(id);
+              const items = (JSON.parse(answer.body) as { items?: Array<{ create: { status: number } }> })
+                .items;
+              const status = at < 0 ? undefined : items?.[at]?.create.status;
+              if (status === undefined || items?.length !== answer.ids.length) return false;
+              return v.kind === 'delivered' ? status >= 200 && status < 300 : status === 409;
+            });
+            expect(backed, `${v.kind} verdict for ${id} without a store answer saying so`).toBe(true);
           });
         },
       ),
