@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
 import type { DaemonSettings, ShipperConfig } from '../config/types.ts';
@@ -68,6 +69,8 @@ export class Daemon {
   #metricsPort: number | undefined;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
+  /** Every Redis connection, disconnected last: a command queued while Redis is down waits forever otherwise. */
+  readonly #connections: Redis[] = [];
 
   private constructor(config: ShipperConfig, options: DaemonOptions) {
     this.#config = config;
@@ -145,6 +148,12 @@ export class Daemon {
 
     const redisUrl = await this.#redisUrl();
     const redis = await connectRedis(redisUrl, 'main', log);
+    this.#connections.push(redis);
+    const duplicate = (role: string): Redis => {
+      const connection = duplicateRedis(redis, role, log);
+      this.#connections.push(connection);
+      return connection;
+    };
     this.#closers.push({
       name: 'redis',
       close: async () => void (await redis.quit().catch(() => undefined)),
@@ -154,7 +163,7 @@ export class Daemon {
     const outbox = new OutboxMonitor(redis, keys);
     const state = new ScopeStateStore(redis, keys);
 
-    this.#sinks = new SinkSet({ redis, keys, outbox, settings, metrics: this.metrics, log });
+    this.#sinks = new SinkSet({ redis, duplicate, keys, outbox, settings, metrics: this.metrics, log });
     await this.#sinks.apply(this.config.sinks, settings.shutdownTimeoutMs);
     const sinkSet = this.#sinks;
 
@@ -216,8 +225,8 @@ export class Daemon {
       },
     });
     // BullMQ leaves connections it was given open on close(); these are closed here, after it.
-    const bullConnection = duplicateRedis(redis, 'poll-worker', log);
-    const queueConnection = duplicateRedis(redis, 'scheduler', log);
+    const bullConnection = duplicate('poll-worker');
+    const queueConnection = duplicate('scheduler');
     this.#closers.push({
       name: 'bullmq connections',
       close: async () => {
@@ -236,8 +245,8 @@ export class Daemon {
     this.#pollWorker.start();
 
     // The backfill lane: its own queue, workers and concurrency, so history never starves live polls.
-    const backfillConnection = duplicateRedis(redis, 'backfill-worker', log);
-    const backfillQueueConnection = duplicateRedis(redis, 'backfill-queue', log);
+    const backfillConnection = duplicate('backfill-worker');
+    const backfillQueueConnection = duplicate('backfill-queue');
     this.#closers.push({
       name: 'backfill connections',
       close: async () => {
@@ -362,24 +371,51 @@ export class Daemon {
 
   async #teardown(deadlineMs: number): Promise<void> {
     const started = Date.now();
-    const remaining = (): number => Math.max(1_000, deadlineMs - (Date.now() - started));
-    this.#log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
-    await this.#discovery?.stop();
-    await this.#backfillCoordinator?.stop();
-    await this.#reconciler?.stop();
-    await Promise.all([
-      this.#pollWorker?.stop(Math.floor(remaining() * 0.6)),
-      this.#backfillWorker?.stop(Math.floor(remaining() * 0.6)),
-    ]);
-    await this.#sinks?.stop(remaining());
+    const left = (): number => Math.max(0, deadlineMs - (Date.now() - started));
+    const log = this.#log;
+    // Each step gets a share of what is left of the deadline and is abandoned when it runs out: with
+    // Redis unreachable, commands wait for a reconnect that may never come.
+    const step = async (
+      name: string,
+      share: number,
+      run: () => Promise<unknown> | undefined,
+    ): Promise<void> => {
+      const budgetMs = Math.max(250, Math.floor(left() * share));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), budgetMs);
+      });
+      const work = Promise.resolve()
+        .then(run)
+        .then(
+          () => 'done' as const,
+          (error: unknown) => {
+            log.warn({ err: error }, `shutdown: ${name} failed`);
+            return 'done' as const;
+          },
+        );
+      const outcome = await Promise.race([work, timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout')
+        log.warn(`shutdown: ${name} did not finish within ${budgetMs} ms; moving on`);
+    };
+    log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
+    await step('discovery', 0.1, () => this.#discovery?.stop());
+    await step('backfill coordinator', 0.1, () => this.#backfillCoordinator?.stop());
+    await step('schedule reconciler', 0.1, () => this.#reconciler?.stop());
+    await step('poll workers', 0.6, () =>
+      Promise.all([
+        this.#pollWorker?.stop(Math.floor(left() * 0.5)),
+        this.#backfillWorker?.stop(Math.floor(left() * 0.5)),
+      ]),
+    );
+    await step('deliveries', 0.8, () => this.#sinks?.stop(Math.floor(left() * 0.7)));
     for (const closer of this.#closers.reverse()) {
-      try {
-        await closer.close();
-      } catch (error) {
-        this.#log.warn({ err: error }, `closing ${closer.name} failed`);
-      }
+      // Redis itself goes last and is cut below if a graceful QUIT does not get through.
+      await step(`closing ${closer.name}`, 0.5, () => closer.close());
     }
-    this.#log.info({ ms: Date.now() - started }, 'shutdown complete');
+    for (const connection of this.#connections) connection.disconnect();
+    log.info({ ms: Date.now() - started }, 'shutdown complete');
   }
 }
 

@@ -8,11 +8,12 @@ import type { OutboxMonitor } from '../pipeline/outbox.ts';
 import { sinkModules } from '../sinks/registry.ts';
 import type { Sink, SinkInstance } from '../sinks/sink.ts';
 import { fingerprint } from './fingerprint.ts';
-import { duplicateRedis } from './redis.ts';
 import type { SetChange } from './source-set.ts';
 
 export interface SinkSetDeps {
   readonly redis: Redis;
+  /** A new connection of the daemon's (delivery workers block on theirs). */
+  readonly duplicate: (role: string) => Redis;
   readonly keys: RedisKeys;
   readonly outbox: OutboxMonitor;
   readonly settings: DaemonSettings;
@@ -79,7 +80,7 @@ export class SinkSet {
   }
 
   async #startOne(instance: SinkInstance): Promise<void> {
-    const { redis, keys, outbox, settings, metrics, log } = this.#deps;
+    const { duplicate, keys, outbox, settings, metrics, log } = this.#deps;
     const module = sinkModules.get(instance.type);
     if (!module) throw new Error(`unknown sink type "${instance.type}"`);
     const sink = module.create(instance, {
@@ -94,7 +95,7 @@ export class SinkSet {
     await outbox.ensureGroup(sink.name);
     const worker = new DeliveryWorker({
       sink,
-      redis: duplicateRedis(redis, `delivery:${sink.name}`, log),
+      redis: duplicate(`delivery:${sink.name}`),
       keys,
       instanceId: settings.instanceId,
       batchSize: settings.delivery.batchSize,

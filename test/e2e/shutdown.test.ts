@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/daemon.ts';
 import { summary } from '../support/oracle.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
@@ -44,4 +45,23 @@ describe('graceful shutdown', () => {
     second.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   }, 90_000);
+
+  it('exits 0 within the shutdown deadline even when Redis is gone', async () => {
+    scenario = await startScenario({ projects: 2, eventsPerMinute: 120, historyMs: 60_000 });
+    const s = scenario;
+    const daemon = s.daemon(await s.config());
+    await waitFor(
+      'the daemon to run',
+      async () => (await daemon.logLines()).some((l) => String(l.msg).startsWith('auditlog-shipper running')),
+      15_000,
+    );
+    await s.redis.server.kill();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const signalled = Date.now();
+    daemon.kill('SIGTERM');
+    expect(await daemon.exited).toBe(0);
+    // shutdownTimeout is 10s in the scenario config; commands queued for the lost Redis are abandoned.
+    expect(Date.now() - signalled).toBeLessThan(12_000);
+    expect((await daemon.logLines()).some((l) => l.msg === 'shutdown complete')).toBe(true);
+  }, 60_000);
 });
