@@ -77,6 +77,7 @@ export interface DeliveryWorkerOptions {
   readonly consumerTimeoutMs: number;
   readonly blockMs?: number;
   readonly metrics: Metrics;
+  /** Carries the sink already (a child logger with `sink`). */
   readonly log: Logger;
 }
 
@@ -453,7 +454,7 @@ export class DeliveryWorker {
             break;
           case 'rejected':
             log.error(
-              { sink: sink.name, eventId: event.id, scope: event.scopeKey, reason: verdict.reason },
+              { eventId: event.id, scope: event.scopeKey, reason: verdict.reason },
               `sink "${sink.name}" rejected event ${event.id}: ${verdict.reason}; dead-lettered`,
             );
             done.push([event.entryId, 'dlq', verdict.reason]);
@@ -489,7 +490,6 @@ export class DeliveryWorker {
       const logAt = lane.streak >= 5 ? 'error' : 'warn';
       log[logAt](
         {
-          sink: sink.name,
           events: retry.length,
           firstEventId: retry[0]?.id,
           attempt: attempt + 1,
@@ -603,7 +603,7 @@ export class DeliveryWorker {
         if (claimed.length > 0) {
           claimedAny = true;
           this.#o.log.info(
-            { sink: sink.name, from: name, entries: claimed.length },
+            { from: name, entries: claimed.length },
             `reclaimed ${claimed.length} undelivered events from dead consumer ${name}`,
           );
         }
@@ -645,7 +645,7 @@ export class DeliveryWorker {
       }
       if (events.length < seal.ids.length) {
         this.#o.log.warn(
-          { sink: this.#o.sink.name, seal: field, missing: seal.ids.length - events.length },
+          { seal: field, missing: seal.ids.length - events.length },
           `sink "${this.#o.sink.name}": a recovered batch lost entries from the outbox; re-sending the rest`,
         );
       }
