@@ -107,10 +107,14 @@ export interface ShipperChild {
 export async function startShipper(dir: string, config: string, token: string): Promise<ShipperChild> {
   const path = join(dir, `shipper-${Date.now()}.yaml`);
   await writeFile(path, config);
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', path], {
-    env: { ...process.env, SIM_TOKEN: token },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', path],
+    {
+      env: { ...process.env, SIM_TOKEN: token },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const pid = child.pid as number;
   return {
     child,
