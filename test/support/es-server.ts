@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { SinkFaultControl, sleep } from './sink-faults.ts';
 
 /**
  * An Elasticsearch/OpenSearch `_bulk` endpoint that enforces the real rules, for tests (facts:
@@ -15,7 +16,10 @@ import { gunzipSync } from 'node:zlib';
  *   document_parsing_exception;
  * - flavors: OpenSearch rejects the ES-only query parameters with "unrecognized parameter";
  * - auth (ApiKey/Basic/Bearer) → 401 security_exception; http.max_content_length → 413;
- * - faults: down (503), item-level 429 es_rejected_execution_exception for chosen _ids.
+ * - faults: down (503), item-level 429 es_rejected_execution_exception for chosen _ids, and `faults`
+ *   (queued or at a rate): a status (429 es_rejected_execution_exception, 5xx from ES or a proxy in
+ *   front), a slow answer, a request processed whose answer is lost (connection dropped), a partial
+ *   bulk (every other item refused with an item-level 429).
  */
 export interface StoredDoc {
   readonly index: string;
@@ -71,9 +75,12 @@ export class EsTestServer {
   #down = false;
   url = '';
   readonly requests: Array<{ path: string; status: number; encoding: string; query: string }> = [];
+  /** Injected faults (torture tests); none unless set. */
+  readonly faults: SinkFaultControl;
 
-  constructor(options: EsServerOptions = {}) {
+  constructor(options: EsServerOptions = {}, seed: number | string = 1) {
     this.#o = options;
+    this.faults = new SinkFaultControl(`${seed}|es`);
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => res.writeHead(500).end(String(error)));
     });
@@ -115,7 +122,13 @@ export class EsTestServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     let body = await readAll(req);
+    let fault: ReturnType<SinkFaultControl['next']>;
     const json = (status: number, value: unknown): void => {
+      if (fault?.kind === 'lost-answer') {
+        this.requests.push({ path: url.pathname, status: 0, encoding: '', query: url.search });
+        req.socket.destroy();
+        return;
+      }
       this.requests.push({
         path: url.pathname,
         status,
@@ -138,6 +151,13 @@ export class EsTestServer {
       );
       return;
     }
+    fault = req.method === 'GET' ? undefined : this.faults.next();
+    if (fault?.kind === 'status') {
+      this.#faultAnswer(res, fault.status, fault.retryAfterSec);
+      this.requests.push({ path: url.pathname, status: fault.status, encoding: '', query: url.search });
+      return;
+    }
+    if (fault?.kind === 'slow') await sleep(fault.delayMs);
     if (body.length > (this.#o.maxContentLength ?? 100 * 1024 * 1024)) {
       json(413, { error: 'Request Entity Too Large' });
       return;
@@ -199,17 +219,49 @@ export class EsTestServer {
     for (let i = 0; i < lines.length; i += 2) {
       const action = JSON.parse(lines[i] as string) as Record<string, { _index?: string; _id?: string }>;
       const [op, meta] = Object.entries(action)[0] as [string, { _index?: string; _id?: string }];
-      const item = this.#write(
-        op,
-        meta._index ?? bulk[1] ?? '',
-        meta._id ?? `auto-${i}`,
-        lines[i + 1] as string,
-        url.searchParams,
-      );
+      const id = meta._id ?? `auto-${i}`;
+      const item =
+        fault?.kind === 'partial' && (i / 2) % 2 === 1
+          ? {
+              _index: meta._index ?? bulk[1] ?? '',
+              _id: id,
+              status: 429,
+              error: {
+                type: 'es_rejected_execution_exception',
+                reason: 'rejected execution of coordinating operation [shard_detail=[audit][0][P]]',
+              },
+            }
+          : this.#write(op, meta._index ?? bulk[1] ?? '', id, lines[i + 1] as string, url.searchParams);
       if (item.status >= 300) errors = true;
       items.push({ [op]: item });
     }
     json(200, { took: 1, errors, items });
+  }
+
+  /** A whole-request fault: ES's own 429/500/503 JSON, or a proxy's plain 502/504 page. */
+  #faultAnswer(res: ServerResponse, status: number, retryAfterSec: number | undefined): void {
+    const headers: Record<string, string> =
+      retryAfterSec === undefined ? {} : { 'retry-after': String(retryAfterSec) };
+    if (status === 502 || status === 504) {
+      res
+        .writeHead(status, { 'content-type': 'text/html', ...headers })
+        .end(
+          `<html><body><h1>${status} ${status === 502 ? 'Bad Gateway' : 'Gateway Time-out'}</h1></body></html>`,
+        );
+      return;
+    }
+    const [type, reason] =
+      status === 429
+        ? [
+            'es_rejected_execution_exception',
+            'rejected execution of coordinating operation [queue capacity = 200]',
+          ]
+        : status === 503
+          ? ['no_shard_available_action_exception', 'No shard available for [bulk]']
+          : ['exception', 'internal server error'];
+    res
+      .writeHead(status, { 'content-type': 'application/json', ...headers })
+      .end(JSON.stringify({ error: { root_cause: [{ type, reason }], type, reason }, status }));
   }
 
   #write(

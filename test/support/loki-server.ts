@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { uncompress as unsnappy } from 'snappyjs';
+import { SinkFaultControl, sleep } from './sink-faults.ts';
 
 /**
  * A Loki push endpoint that enforces Loki's own rules, for tests (facts: shared/research/sinks.md §1):
@@ -15,7 +16,10 @@ import { uncompress as unsnappy } from 'snappyjs';
  * - per stream, entries older than the newest one minus the window (max_chunk_age/2, 1 h) are refused
  *   as too far behind; an entry identical to a stored one (timestamp, line, metadata) is dropped silently;
  *   at most `maxReturnedErrors` (10) refused entries are listed per stream, then a "total ignored" trailer;
- * - bodies over `maxRecvBytes` get 413; faults: down (503), queued answers (429 + Retry-After, 260).
+ * - bodies over `maxRecvBytes` get 413; faults: down (503), queued answers (429 + Retry-After, 260), and
+ *   `faults` (queued or at a rate): a status with Loki's body, a slow answer, a push stored whose answer
+ *   is lost (connection dropped), a partial write (half of each stream stored, then a 500, as when some
+ *   ingesters of the replication set fail).
  */
 export interface LokiEntry {
   readonly tenant: string;
@@ -72,8 +76,11 @@ export class LokiTestServer {
   #down = false;
   url = '';
   readonly requests: Array<{ status: number; contentType: string; encoding: string; entries: number }> = [];
+  /** Injected faults (torture tests); none unless set. */
+  readonly faults: SinkFaultControl;
 
-  constructor(options: LokiServerOptions = {}) {
+  constructor(options: LokiServerOptions = {}, seed: number | string = 1) {
+    this.faults = new SinkFaultControl(`${seed}|loki`);
     this.#o = {
       maxLineSize: options.maxLineSize ?? 256 * 1024,
       rejectOldSamplesMaxAgeMs: options.rejectOldSamplesMaxAgeMs ?? 7 * 86_400_000,
@@ -154,6 +161,14 @@ export class LokiTestServer {
       send(queued.status, queued.body ?? '', queued.headers ?? {});
       return;
     }
+    const fault = this.faults.next();
+    if (fault?.kind === 'status') {
+      const headers: Record<string, string> =
+        fault.retryAfterSec === undefined ? {} : { 'retry-after': String(fault.retryAfterSec) };
+      send(fault.status, `${LOKI_STATUS_TEXT[fault.status] ?? 'error'}\n`, headers);
+      return;
+    }
+    if (fault?.kind === 'slow') await sleep(fault.delayMs);
     if (body.length > this.#o.maxRecvBytes) {
       send(413, `request_body_too_large: ${body.length} > ${this.#o.maxRecvBytes}\n`);
       return;
@@ -185,8 +200,21 @@ export class LokiTestServer {
         if (problem) errors.push(problem);
         else valid.push(entry);
       }
-      const ingesterError = this.#ingest(tenant, canonical, valid);
+      const stored = fault?.kind === 'partial' ? valid.slice(0, Math.ceil(valid.length / 2)) : valid;
+      const ingesterError = this.#ingest(tenant, canonical, stored);
       if (ingesterError) errors.push(ingesterError);
+    }
+    if (fault?.kind === 'partial') {
+      send(
+        500,
+        'rpc error: code = Unavailable desc = at least 2 live replicas required, could only find 1\n',
+      );
+      return;
+    }
+    if (fault?.kind === 'lost-answer') {
+      this.requests.push({ status: 0, contentType: '', encoding: '', entries: total });
+      req.socket.destroy();
+      return;
     }
     if (errors.length > 0)
       send(400, this.#o.opaqueErrors ? 'Bad Request\n' : `${errors.join('\n')}\n`, {}, total);
@@ -296,6 +324,14 @@ export class LokiTestServer {
     return `${listed.join('\n')}\nuser '${tenant}', total ignored: ${refused.length} out of ${entries.length} for stream: ${labels}`;
   }
 }
+
+const LOKI_STATUS_TEXT: Readonly<Record<number, string>> = {
+  429: 'Ingestion rate limit exceeded for user audit (limit: 4194304 bytes/sec) while attempting to ingest lines',
+  500: 'rpc error: code = Internal desc = internal server error',
+  502: 'Bad Gateway',
+  503: 'empty ring',
+  504: 'Gateway Timeout',
+};
 
 async function readAll(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];

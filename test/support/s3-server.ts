@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import S3rver from 's3rver';
 // s3rver's error type gives the right XML body and status; it has no types of its own.
 // @ts-expect-error untyped CommonJS module
 import S3Error from 's3rver/lib/models/error.js';
+import { type SinkFault, SinkFaultControl, sleep } from './sink-faults.ts';
 
 export const S3_ACCESS_KEY = 'S3RVER';
 export const S3_SECRET_KEY = 'S3RVER';
@@ -21,7 +22,10 @@ export const S3_SECRET_KEY = 'S3RVER';
  * (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). The check runs
  * inside s3rver's store call, i.e. after authentication, as on S3. s3rver also skips verifying SigV4
  * signatures (it only looks up the access key id), so a middleware here verifies them the way S3
- * does: a wrong secret gets 403 SignatureDoesNotMatch.
+ * does: a wrong secret gets 403 SignatureDoesNotMatch. Faults on object PUTs (`faults`, queued or at a
+ * rate): a status with S3's XML error (503 SlowDown, 500 InternalError), a slow answer, an object
+ * stored whose answer is lost (connection dropped). S3 has no partial writes: `partial` counts as a
+ * lost answer.
  */
 export class S3TestServer {
   readonly bucket: string;
@@ -30,9 +34,12 @@ export class S3TestServer {
   #dir = '';
   #down = false;
   readonly conditionalPuts = { created: 0, refused: 0 };
+  /** Injected faults (torture tests); none unless set. */
+  readonly faults: SinkFaultControl;
 
-  constructor(bucket = 'audit') {
+  constructor(bucket = 'audit', seed: number | string = 1) {
     this.bucket = bucket;
+    this.faults = new SinkFaultControl(`${seed}|s3`);
   }
 
   async start(port = 0): Promise<string> {
@@ -44,21 +51,30 @@ export class S3TestServer {
       directory: this.#dir,
       configureBuckets: [{ name: this.bucket }],
     });
-    const store = server.store;
+    const store = server.store as typeof server.store & {
+      getMetadata(bucket: string, key: string): Promise<unknown>;
+      getResourcePath(bucket: string, key: string, resource: string): string;
+    };
     const put = store.putObject.bind(store);
+    const getMetadata = store.getMetadata.bind(store);
     const inFlight = new Set<string>();
+    // An object is visible to GET, HEAD and LIST only once it is completely written, as on S3.
+    const writing = new Set<string>();
+    store.getMetadata = async (bucket, key) => {
+      if (writing.has(`${bucket}/${key}`))
+        throw Object.assign(new Error('being written'), { code: 'ENOENT' });
+      return getMetadata(bucket, key);
+    };
     store.putObject = async (object) => {
       if (this.#down) throw new S3Error('ServiceUnavailable', 'Reduce your request rate.');
       const req = object.content as IncomingMessage;
       const condition = req.headers?.['if-none-match'];
-      if (condition === undefined) return put(object);
       const id = `${object.bucket}/${object.key}`;
       const refuse = async (error: Error): Promise<never> => {
-        req.resume(); // drain the body so the client reads our answer instead of a reset
-        await new Promise((r) => req.on('end', r));
+        await drain(req); // so the client reads our answer instead of a reset
         throw error;
       };
-      if (condition.trim() !== '*')
+      if (condition !== undefined && condition.trim() !== '*')
         return refuse(
           new S3Error(
             'NotImplemented',
@@ -66,7 +82,7 @@ export class S3TestServer {
             { Header: 'If-None-Match' },
           ),
         );
-      if (inFlight.has(id)) {
+      if (condition !== undefined && inFlight.has(id)) {
         const conflict = new S3Error(
           'ConditionalRequestConflict',
           'A conflicting conditional operation is currently in progress against this resource. Please try again.',
@@ -74,31 +90,77 @@ export class S3TestServer {
         conflict.status = 409;
         return refuse(conflict);
       }
-      inFlight.add(id);
+      if (condition !== undefined) inFlight.add(id);
       try {
-        if (await store.existsObject(object.bucket, object.key)) {
+        // S3 stores an object only when its whole body arrived (and matches Content-MD5): an upload cut
+        // off by a timeout, a reset or the server going away leaves nothing behind.
+        const body = await readWhole(req);
+        const md5 = req.headers['content-md5'];
+        if (typeof md5 === 'string' && createHash('md5').update(body).digest('base64') !== md5) {
+          throw new S3Error('BadDigest', 'The Content-MD5 you specified did not match what we received.');
+        }
+        if (condition !== undefined && (await store.existsObject(object.bucket, object.key))) {
           this.conditionalPuts.refused++;
-          return await refuse(
-            new S3Error(
-              'PreconditionFailed',
-              'At least one of the pre-conditions you specified did not hold',
-              { Condition: 'If-None-Match' },
-            ),
+          throw new S3Error(
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+            { Condition: 'If-None-Match' },
           );
         }
-        const result = await put(object);
-        this.conditionalPuts.created++;
-        return result;
+        writing.add(id);
+        try {
+          object.content = body;
+          const result = await put(object);
+          await untilWritten(store.getResourcePath(object.bucket, object.key, 'object'), body.length);
+          if (condition !== undefined) this.conditionalPuts.created++;
+          return result;
+        } finally {
+          writing.delete(id);
+        }
       } finally {
         inFlight.delete(id);
       }
     };
-    // Koa composes its middleware at listen time, so this one runs first.
-    (server as unknown as { middleware: unknown[] }).middleware.unshift(verifySigV4);
+    // Koa composes its middleware at listen time, so these run first: faults, then the signature check.
+    const middleware = (server as unknown as { middleware: unknown[] }).middleware;
+    middleware.unshift(verifySigV4);
+    middleware.unshift((ctx: KoaContext, next: () => Promise<void>) =>
+      this.#faulty(ctx, next, this.faults.next.bind(this.faults)),
+    );
     const { port: bound } = await server.run();
     this.#server = server;
     this.url = `http://127.0.0.1:${bound}`;
     return this.url;
+  }
+
+  /** Applies the next fault to an object PUT (a path with a key); other requests pass untouched. */
+  async #faulty(
+    ctx: KoaContext,
+    next: () => Promise<void>,
+    draw: () => SinkFault | undefined,
+  ): Promise<void> {
+    const path = ctx.url.split('?')[0] ?? '';
+    const isObjectPut = ctx.method === 'PUT' && path.split('/').filter((p) => p !== '').length >= 2;
+    const fault = isObjectPut ? draw() : undefined;
+    if (fault?.kind === 'status') {
+      ctx.req.resume(); // drain the body so the client reads the answer instead of a reset
+      await new Promise((r) => ctx.req.on('end', r));
+      const [code, message] =
+        fault.status === 503
+          ? ['SlowDown', 'Please reduce your request rate.']
+          : ['InternalError', 'We encountered an internal error. Please try again.'];
+      ctx.status = fault.status;
+      ctx.type = 'application/xml';
+      if (fault.retryAfterSec !== undefined) ctx.set('Retry-After', String(fault.retryAfterSec));
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+      return;
+    }
+    if (fault?.kind === 'slow') await sleep(fault.delayMs);
+    await next();
+    if (fault?.kind === 'lost-answer' || fault?.kind === 'partial') {
+      ctx.respond = false;
+      ctx.req.socket.destroy();
+    }
   }
 
   /** While down, PUTs answer 503 (after authentication). */
@@ -167,6 +229,8 @@ export class S3TestServer {
 }
 
 interface KoaContext {
+  req: IncomingMessage;
+  respond: boolean;
   method: string;
   url: string;
   headers: Record<string, string | string[] | undefined>;
@@ -237,6 +301,37 @@ async function verifySigV4(ctx: KoaContext, next: () => Promise<void>): Promise<
     }
   }
   await next();
+}
+
+/** The request body, whole; rejects if the client goes away before it ends. */
+function readWhole(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new Error('the client went away before the body ended'));
+    });
+  });
+}
+
+async function drain(req: IncomingMessage): Promise<void> {
+  if (req.complete || req.destroyed) return;
+  req.resume();
+  await new Promise((resolve) => {
+    req.on('end', resolve);
+    req.on('close', resolve);
+  });
+}
+
+/** s3rver resolves a write before its file is complete; wait for the bytes to be there. */
+async function untilWritten(path: string, size: number): Promise<void> {
+  for (let i = 0; i < 2_500; i++) {
+    if ((await stat(path).catch(() => undefined))?.size === size) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`s3rver did not finish writing ${path}`);
 }
 
 function rfc3986(text: string): string {
