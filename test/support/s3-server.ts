@@ -36,6 +36,8 @@ export class S3TestServer {
   readonly conditionalPuts = { created: 0, refused: 0 };
   /** Injected faults (torture tests); none unless set. */
   readonly faults: SinkFaultControl;
+  /** Unexpected errors inside s3rver (answered 500 InternalError), with the request. */
+  readonly internalErrors: string[] = [];
 
   constructor(bucket = 'audit', seed: number | string = 1) {
     this.bucket = bucket;
@@ -127,6 +129,17 @@ export class S3TestServer {
     middleware.unshift((ctx: KoaContext, next: () => Promise<void>) =>
       this.#faulty(ctx, next, this.faults.next.bind(this.faults)),
     );
+    // s3rver answers 500 InternalError for anything that is not an S3 error; keep the cause for tests.
+    middleware.unshift(async (ctx: KoaContext, next: () => Promise<void>) => {
+      try {
+        await next();
+      } catch (error) {
+        if (!(error instanceof S3Error)) {
+          this.internalErrors.push(`${ctx.method} ${ctx.url}: ${(error as Error).stack ?? String(error)}`);
+        }
+        throw error;
+      }
+    });
     const { port: bound } = await server.run();
     this.#server = server;
     this.url = `http://127.0.0.1:${bound}`;
