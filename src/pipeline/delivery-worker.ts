@@ -12,12 +12,15 @@ import { LuaScript } from './script.ts';
 /**
  * Acknowledges settled entries and removes them from the outbox; rejected ones are first copied to the
  * dead-letter stream with their reason. One atomic step, so an entry is never both gone and not
- * dead-lettered. It also updates the batch's seal (stable batches): '' deletes it, '-' leaves it alone.
- * KEYS: outbox, dead-letter, seals. ARGV: group, now, seal field, seal value, then (entry id,
- * 'ack'|'dlq', reason)…
+ * dead-lettered. It also updates the batch's seal (stable batches): '' deletes it, '-' leaves it alone,
+ * anything else becomes the seal's id list, but only while the seal is still this consumer's: a replica
+ * that was presumed dead must not take back a batch another one has recovered.
+ * KEYS: outbox, dead-letter, seals. ARGV: group, now, seal field, seal ids (JSON) | '' | '-', consumer,
+ * then (entry id, 'ack'|'dlq', reason)…
+ * Returns 1 while the batch is still this consumer's, 0 once another consumer owns its seal.
  */
 const SETTLE = new LuaScript(`
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local id, action, reason = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if action == 'dlq' then
     local found = redis.call('XRANGE', KEYS[1], id, id)
@@ -30,9 +33,36 @@ for i = 5, #ARGV, 3 do
   redis.call('XACK', KEYS[1], ARGV[1], id)
   redis.call('XDEL', KEYS[1], id)
 end
-if ARGV[4] == '' then redis.call('HDEL', KEYS[3], ARGV[3])
-elseif ARGV[4] ~= '-' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
-return #ARGV
+if ARGV[4] == '-' then return 1 end
+local current = redis.call('HGET', KEYS[3], ARGV[3])
+if not current then return ARGV[4] == '' and 1 or 0 end
+local seal = cjson.decode(current)
+if seal.c ~= ARGV[5] then return 0 end
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[3], ARGV[3])
+else
+  seal.ids = cjson.decode(ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[3], cjson.encode(seal))
+end
+return 1
+`);
+
+/**
+ * Records a batch's composition (stable batches), but only with entries still pending for this
+ * consumer: a replica that stalled past its heartbeat (a paused Redis, a frozen process) may find that
+ * another one has taken its entries over, and a batch of entries it no longer owns would be a second,
+ * differently composed copy of events the new owner sends too.
+ * KEYS: outbox, seals. ARGV: group, consumer, seal field, seal value, entry ids…
+ * Returns the ids this consumer no longer owns; the seal is written only when there are none.
+ */
+const SEAL = new LuaScript(`
+local lost = {}
+for i = 5, #ARGV do
+  local mine = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #mine == 0 then lost[#lost + 1] = ARGV[i] end
+end
+if #lost == 0 then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) end
+return lost
 `);
 
 /**
@@ -85,7 +115,7 @@ type RawEntry = [id: string, fields: string[] | null];
 type Settlement = [entryId: string, action: 'ack' | 'dlq', reason: string];
 
 interface Batch {
-  readonly events: OutboxEvent[];
+  events: OutboxEvent[];
   /** Seal field when the batch's composition is recorded in Redis. */
   seal?: string;
 }
@@ -129,6 +159,8 @@ export class DeliveryWorker {
   #loops: Promise<void>[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #lastReclaimMs = 0;
+  /** Set after the first heartbeat: a later one that finds none means we were presumed dead. */
+  #beaten = false;
   /** Set when entries became ours by reclaim: our pending list must be read before new entries. */
   #scanPending = false;
   #nextLane = 0;
@@ -194,7 +226,21 @@ export class DeliveryWorker {
   }
 
   async #beat(): Promise<void> {
-    await this.#ctl.set(this.#heartbeatKey, this.consumer, 'PX', this.#o.consumerTimeoutMs);
+    const before = await this.#ctl.set(
+      this.#heartbeatKey,
+      this.consumer,
+      'PX',
+      this.#o.consumerTimeoutMs,
+      'GET',
+    );
+    if (before === null && this.#beaten) {
+      // Another replica may have taken our entries; #seal and #settle make sure we do not send them twice.
+      this.#o.log.warn(
+        `sink "${this.#o.sink.name}": this replica's delivery heartbeat had expired (a stall longer than ` +
+          'consumerTimeout: a paused Redis or process); other replicas may have taken its events over',
+      );
+    }
+    this.#beaten = true;
   }
 
   // ---- reading -------------------------------------------------------------------------------------
@@ -390,12 +436,14 @@ export class DeliveryWorker {
       const events = lane.queue.splice(0, count);
       const batch: Batch = { events };
       if (this.policy.stableBatches) {
+        let kept: boolean;
         try {
-          await this.#seal(batch);
+          kept = await this.#seal(batch);
         } catch (error) {
-          lane.queue.unshift(...events);
+          lane.queue.unshift(...batch.events);
           throw error;
         }
+        if (!kept) continue;
       }
       return batch;
     }
@@ -416,12 +464,35 @@ export class DeliveryWorker {
     });
   }
 
-  /** Records the batch's composition before its first send, so a crash cannot change it. */
-  async #seal(batch: Batch): Promise<void> {
-    const field = (batch.events[0] as OutboxEvent).entryId;
-    const value = JSON.stringify({ c: this.consumer, ids: batch.events.map((e) => e.entryId) });
-    await this.#ctl.hset(this.#sealKey, field, value);
-    batch.seal = field;
+  /**
+   * Records the batch's composition before its first send, so a crash cannot change it. Events another
+   * consumer has taken over meanwhile are left out (and let go); returns false when none are left.
+   */
+  async #seal(batch: Batch): Promise<boolean> {
+    for (;;) {
+      const field = (batch.events[0] as OutboxEvent).entryId;
+      const ids = batch.events.map((e) => e.entryId);
+      const value = JSON.stringify({ c: this.consumer, ids });
+      const lost = new Set(
+        (await SEAL.run(
+          this.#ctl,
+          [this.#stream, this.#sealKey],
+          [DELIVERY_GROUP, this.consumer, field, value, ...ids],
+        )) as string[],
+      );
+      if (lost.size === 0) {
+        batch.seal = field;
+        return true;
+      }
+      this.#o.log.warn(
+        { entries: lost.size },
+        `sink "${this.#o.sink.name}": ${lost.size} events were taken over by another replica while this one ` +
+          'was presumed dead (a stall longer than consumerTimeout); leaving them to it',
+      );
+      this.#release(batch.events.filter((e) => lost.has(e.entryId)));
+      batch.events = batch.events.filter((e) => !lost.has(e.entryId));
+      if (batch.events.length === 0) return false;
+    }
   }
 
   async #deliver(lane: Lane, batch: Batch, signal: AbortSignal): Promise<void> {
@@ -465,17 +536,23 @@ export class DeliveryWorker {
             break;
         }
       });
-      const sealValue =
-        batch.seal === undefined
-          ? undefined
-          : retry.length === 0
-            ? ''
-            : JSON.stringify({ c: this.consumer, ids: retry.map((e) => e.entryId) });
-      await this.#settleUntilDone(done, batch.seal, sealValue, signal);
+      const sealIds = batch.seal === undefined ? undefined : retry.map((e) => e.entryId);
+      const stillOurs = await this.#settleUntilDone(done, batch.seal, sealIds, signal);
       this.#release(pending.filter((_, i) => (verdicts[i] as Verdict).kind !== 'retry'));
       count(metrics, sink.name, verdicts);
       if (retry.length < pending.length) metrics.sinkLastSuccess.set(labels, nowMs / 1000);
-      if (retry.length === 0) {
+      if (retry.length === 0 || !stillOurs) {
+        // Not ours any more: the replica that recovered the seal re-sends the same batch, which the
+        // sink answers as already there; a second, differently cut copy from here would not be.
+        if (retry.length > 0) {
+          log.warn(
+            { events: retry.length, firstEventId: retry[0]?.id },
+            `sink "${sink.name}": another replica took this batch over while this one was presumed dead; leaving it to it`,
+          );
+          this.#release(retry);
+          // Whatever of it is still pending here (a seal lost to a Redis restart) is read again.
+          this.#scanPending = true;
+        }
         lane.streak = 0;
         this.#reportStreak();
         return;
@@ -536,13 +613,12 @@ export class DeliveryWorker {
   async #settleUntilDone(
     items: readonly Settlement[],
     seal: string | undefined,
-    sealValue: string | undefined,
+    sealIds: readonly string[] | undefined,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#settle(items, seal, sealValue);
-        return;
+        return await this.#settle(items, seal, sealIds);
       } catch (error) {
         if (signal.aborted) throw error;
         const waitMs = backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000 });
@@ -552,24 +628,25 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * Settles entries and, for a sealed batch, shrinks its seal to `sealIds` (deleted when empty).
+   * Returns whether the batch is still this consumer's.
+   */
   async #settle(
     items: readonly Settlement[],
     seal: string | undefined,
-    sealValue: string | undefined,
-  ): Promise<void> {
-    if (items.length === 0 && seal === undefined) return;
-    const args: Array<string | number> = [
-      DELIVERY_GROUP,
-      Date.now(),
-      seal ?? '',
-      seal === undefined ? '-' : (sealValue ?? '-'),
-    ];
+    sealIds: readonly string[] | undefined,
+  ): Promise<boolean> {
+    if (items.length === 0 && seal === undefined) return true;
+    const sealArg = seal === undefined ? '-' : sealIds?.length ? JSON.stringify(sealIds) : '';
+    const args: Array<string | number> = [DELIVERY_GROUP, Date.now(), seal ?? '', sealArg, this.consumer];
     for (const [id, action, reason] of items) args.push(id, action, reason);
-    await SETTLE.run(
+    const mine = await SETTLE.run(
       this.#ctl,
       [this.#stream, this.#o.keys.deadLetter(this.#o.sink.name), this.#sealKey],
       args,
     );
+    return mine === 1;
   }
 
   // ---- recovery ------------------------------------------------------------------------------------

@@ -333,3 +333,41 @@ function chunk(flat: string[]): Array<[string, string]> {
   for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
   return pairs;
 }
+
+describe('DeliveryWorker presumed dead while still alive', () => {
+  it('never sends a second, differently cut batch of events another replica took over', async () => {
+    await enqueue('scripted', ['a', 'b', 'c', 'd', 'e']);
+    // The stalled replica: it seals [a, b] (2 per batch), hangs in the send, and keeps c, d, e queued.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const stalled = new ScriptedSink();
+    const stalledSend = stalled.send.bind(stalled);
+    stalled.send = async (batch) => {
+      if (stalled.received.length === 0) await gate;
+      return stalledSend(batch);
+    };
+    const first = await startWorker(stalled, {
+      consumerTimeoutMs: 10_000,
+      policy: { maxEvents: 2, stableBatches: true },
+    });
+    await until(async () => (await redis.client.hlen('{test}:batches:scripted')) === 1);
+    // Its heartbeat expires (a Redis pause, a frozen process) while it is still alive.
+    await redis.client.del(keys.consumerHeartbeat('scripted', first.consumer));
+    const taker = new ScriptedSink();
+    await startWorker(taker, { consumerTimeoutMs: 300, policy: { maxEvents: 3, stableBatches: true } });
+    await until(() => taker.delivered().length === 5);
+    release();
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    await new Promise((r) => setTimeout(r, 300));
+
+    // The taker re-sent the sealed batch as it was and cut its own from the rest, each event once; the
+    // stalled one finished its sealed batch (the sink answers "already there") and sent nothing else.
+    const cuts = taker.received.map((b) => b.map((e) => e.id));
+    expect(cuts).toContainEqual(['a', 'b']);
+    expect(cuts.flat().sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(stalled.received.map((b) => b.map((e) => e.id))).toEqual([['a', 'b']]);
+    expect(await redis.client.hlen('{test}:batches:scripted')).toBe(0);
+  });
+});
