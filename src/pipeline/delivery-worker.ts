@@ -92,6 +92,46 @@ end
 return claimed
 `);
 
+/**
+ * Forgets a consumer that is gone, only if it still has no heartbeat and nothing pending, in one step:
+ * checked apart, a live but stalled consumer could read entries between the check and the delete, and
+ * DELCONSUMER would leave them pending for no one.
+ * KEYS: outbox, heartbeat. ARGV: group, consumer. Returns 1 when it was deleted.
+ */
+const FORGET_CONSUMER = new LuaScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`);
+
+/**
+ * Re-queues orphans: entries the group has delivered (at or before its last-delivered id) that no
+ * consumer has pending. Settling removes an entry in the same step as its acknowledgement, so such an
+ * entry was never settled; nothing would ever read it again (a consumer deleted by hand, or by a
+ * version without FORGET_CONSUMER). It is appended anew and the orphan removed, atomically. Only the
+ * oldest `max` delivered entries are looked at per call; orphans are old, so they come to the front.
+ * KEYS: outbox. ARGV: group, max. Returns the number re-queued.
+ */
+const REQUEUE_ORPHANS = new LuaScript(`
+local last
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  if f['name'] == ARGV[1] then last = f['last-delivered-id'] end
+end
+if not last then return 0 end
+local moved = 0
+for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', last, 'COUNT', tonumber(ARGV[2]))) do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1) == 0 then
+    redis.call('XADD', KEYS[1], '*', unpack(entry[2]))
+    redis.call('XDEL', KEYS[1], entry[1])
+    moved = moved + 1
+  end
+end
+return moved
+`);
+
 export interface DeliveryWorkerOptions {
   readonly sink: Sink;
   /** A connection of its own: XREADGROUP BLOCK holds it while waiting (settling uses a duplicate). */
@@ -685,8 +725,19 @@ export class DeliveryWorker {
           );
         }
       } else {
-        await redis.xgroup('DELCONSUMER', this.#stream, DELIVERY_GROUP, name);
+        await FORGET_CONSUMER.run(
+          redis,
+          [this.#stream, keys.consumerHeartbeat(sink.name, name)],
+          [DELIVERY_GROUP, name],
+        );
       }
+    }
+    const requeued = Number(await REQUEUE_ORPHANS.run(redis, [this.#stream], [DELIVERY_GROUP, 200]));
+    if (requeued > 0) {
+      this.#o.log.warn(
+        { entries: requeued },
+        `sink "${sink.name}": ${requeued} outbox entries were pending for no consumer (orphaned); queued again`,
+      );
     }
     if (claimedAny) {
       if (this.policy.stableBatches) await this.#recoverSeals();

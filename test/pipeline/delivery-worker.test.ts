@@ -371,3 +371,44 @@ describe('DeliveryWorker presumed dead while still alive', () => {
     expect(await redis.client.hlen('{test}:batches:scripted')).toBe(0);
   });
 });
+
+describe('DeliveryWorker orphaned entries', () => {
+  it('queues again, and delivers, entries that were read but are pending for no consumer', async () => {
+    await enqueue('scripted', ['o1', 'o2', 'fresh']);
+    // A consumer read two entries and was then deleted from the group with them still pending (by
+    // hand, or by a check-then-delete race): nothing would ever read them again.
+    await redis.client.xreadgroup(
+      'GROUP',
+      DELIVERY_GROUP,
+      'vanished',
+      'COUNT',
+      2,
+      'STREAMS',
+      keys.outbox('scripted'),
+      '>',
+    );
+    await redis.client.xgroup('DELCONSUMER', keys.outbox('scripted'), DELIVERY_GROUP, 'vanished');
+    const sink = new ScriptedSink();
+    await startWorker(sink, { consumerTimeoutMs: 300 });
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+    expect(sink.delivered().sort()).toEqual(['fresh', 'o1', 'o2']);
+  });
+
+  it('forgets a consumer that is gone and had nothing pending, and keeps one that is alive', async () => {
+    await enqueue('scripted', ['p']);
+    for (const name of ['gone', 'alive']) {
+      await redis.client.xgroup('CREATECONSUMER', keys.outbox('scripted'), DELIVERY_GROUP, name);
+    }
+    await redis.client.set(keys.consumerHeartbeat('scripted', 'alive'), 'x', 'PX', 60_000);
+    const sink = new ScriptedSink();
+    const worker = await startWorker(sink, { consumerTimeoutMs: 200 });
+    await until(() => sink.delivered().length === 1);
+    await new Promise((r) => setTimeout(r, 300));
+    const consumers = (await redis.client.xinfo(
+      'CONSUMERS',
+      keys.outbox('scripted'),
+      DELIVERY_GROUP,
+    )) as unknown[][];
+    expect(consumers.map((c) => String(c[1])).sort()).toEqual(['alive', worker.consumer].sort());
+  });
+});
