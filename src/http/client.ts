@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Agent, errors, request } from 'undici';
+import { Agent, request } from 'undici';
 import { OriginRefusedError, safeUrl, TransportError, type TransportFailure } from './errors.ts';
+import { describeError, flattenHeaders, isTimeout, readBounded } from './undici.ts';
 
 export interface TlsOptions {
   /** Extra PEM CA bundle to trust. */
@@ -88,7 +89,11 @@ export class HttpClient {
         // must not carry our token. A 3xx reaches the caller as an unexpected status.
         signal,
       });
-      const body = await readBounded(response.body, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY, where);
+      const body = await readBounded(
+        response.body,
+        this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY,
+        (max) => new TransportError('too_large', `${where}: response larger than ${max} bytes, refused`),
+      );
       return { status: response.statusCode, headers: flattenHeaders(response.headers), body, url: url.href };
     } catch (error) {
       if (error instanceof TransportError) throw error;
@@ -103,7 +108,7 @@ export class HttpClient {
         );
       }
       const failure = classify(error);
-      throw new TransportError(failure, `${where}: ${failure} (${describe(error)})`, { cause: error });
+      throw new TransportError(failure, `${where}: ${failure} (${describeError(error)})`, { cause: error });
     }
   }
 
@@ -112,43 +117,7 @@ export class HttpClient {
   }
 }
 
-async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number, where: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      throw new TransportError('too_large', `${where}: response larger than ${maxBytes} bytes, refused`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
-
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const flat: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (value !== undefined) flat[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return flat;
-}
-
+/** A failure before our own deadline fired: undici's timeouts still count as a timeout. */
 function classify(error: unknown): TransportFailure {
-  if (
-    error instanceof errors.HeadersTimeoutError ||
-    error instanceof errors.BodyTimeoutError ||
-    error instanceof errors.ConnectTimeoutError
-  ) {
-    return 'timeout';
-  }
-  return 'network';
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return `${typeof code === 'string' ? `${code} ` : ''}${error.message}${cause}`;
-  }
-  return String(error);
+  return isTimeout(error) ? 'timeout' : 'network';
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { Agent, errors, request } from 'undici';
+import { Agent, request } from 'undici';
 import { safeUrl } from '../../http/errors.ts';
+import { describeError, flattenHeaders, isTimeout, readBounded } from '../../http/undici.ts';
 import type { SinkRequestSample } from '../sink.ts';
 import { authorizationHeader, type HttpAuth, type TlsSettings } from './config.ts';
 
@@ -119,8 +120,12 @@ export class SinkHttp {
         signal,
       });
       status = String(response.statusCode);
-      const body = await readBounded(response.body, this.#o.maxResponseBytes ?? 16 * 1024 * 1024, where);
-      return { status: response.statusCode, headers: flatten(response.headers), body };
+      const body = await readBounded(
+        response.body,
+        this.#o.maxResponseBytes ?? 16 * 1024 * 1024,
+        (max) => new SinkTransportError(`${where}: response larger than ${max} bytes`),
+      );
+      return { status: response.statusCode, headers: flattenHeaders(response.headers), body };
     } catch (error) {
       if (error instanceof SinkTransportError) throw error;
       if (req.signal?.aborted) throw new SinkTransportError(`${where}: aborted`, { cause: error });
@@ -129,7 +134,7 @@ export class SinkHttp {
           cause: error,
         });
       }
-      throw new SinkTransportError(`${where}: ${describe(error)}`, { cause: error });
+      throw new SinkTransportError(`${where}: ${describeError(error)}`, { cause: error });
     } finally {
       this.#o.onRequest?.({
         operation: req.operation,
@@ -142,42 +147,6 @@ export class SinkHttp {
   async close(): Promise<void> {
     await this.#agent.close();
   }
-}
-
-async function readBounded(body: AsyncIterable<Buffer>, maxBytes: number, where: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > maxBytes) throw new SinkTransportError(`${where}: response larger than ${maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size).toString('utf8');
-}
-
-function flatten(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const flat: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    if (value !== undefined) flat[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return flat;
-}
-
-function isTimeout(error: unknown): boolean {
-  return (
-    error instanceof errors.HeadersTimeoutError ||
-    error instanceof errors.BodyTimeoutError ||
-    error instanceof errors.ConnectTimeoutError
-  );
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return `${typeof code === 'string' ? `${code} ` : ''}${error.message}${cause}`;
-  }
-  return String(error);
 }
 
 /** Shortens a store's error body for a reason or a log line: one line, bounded. */
