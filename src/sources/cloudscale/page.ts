@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { Actor, AuditEvent, Resource, ScopeRef } from '../../pipeline/envelope.ts';
-import { arrayElementSpans } from '../json-spans.ts';
+import { parseJsonPage, type RawElement } from '../json-page.ts';
 import { parseRfc3339, type Timestamp } from '../timestamp.ts';
 
 const pageSchema = z.object({
@@ -15,12 +15,8 @@ const pageSchema = z.object({
   poll_more: z.string().nullish(),
 });
 
-export interface RawEntry {
-  readonly index: number;
-  readonly value: unknown;
-  /** The entry's JSON text exactly as it appeared in the response. */
-  readonly raw: string;
-}
+/** One entry of `results`. */
+export type RawEntry = RawElement;
 
 export interface ParsedPage {
   readonly entries: readonly RawEntry[];
@@ -30,39 +26,12 @@ export interface ParsedPage {
   readonly pollMore: string | undefined;
 }
 
-/** A page that cannot be read as a whole; the poll fails and is retried from its last commit. */
-export class MalformedPageError extends Error {
-  readonly kind: 'invalid_json' | 'invalid_response';
-
-  constructor(kind: 'invalid_json' | 'invalid_response', message: string) {
-    super(message);
-    this.name = 'MalformedPageError';
-    this.kind = kind;
-  }
-}
+/** What parsePage throws; shared by the providers, exported here so callers need only this module. */
+export { MalformedPageError } from '../json-page.ts';
 
 export function parsePage(body: string): ParsedPage {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new MalformedPageError('invalid_json', `response is not JSON (${detail}; ${body.length} bytes)`);
-  }
-  const page = pageSchema.safeParse(json);
-  if (!page.success) {
-    const problems = page.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
-    throw new MalformedPageError('invalid_response', `unexpected response shape: ${problems.join('; ')}`);
-  }
-  const spans = arrayElementSpans(body, 'results');
-  if (!spans || spans.length !== page.data.results.length) {
-    throw new MalformedPageError('invalid_response', 'could not locate the results in the response text');
-  }
-  const entries = page.data.results.map((value, index) => {
-    const [start, end] = spans[index] as [number, number];
-    return { index, value, raw: body.slice(start, end) };
-  });
-  return { entries, next: page.data.next ?? undefined, pollMore: page.data.poll_more ?? undefined };
+  const { page, elements } = parseJsonPage(body, pageSchema, 'results');
+  return { entries: elements, next: page.next ?? undefined, pollMore: page.poll_more ?? undefined };
 }
 
 /** Why an entry lacks what every event needs (an object with a time), naming the field. */

@@ -1,5 +1,6 @@
 import { sha256Hex } from '../../pipeline/envelope.ts';
 import { ProviderError } from '../errors.ts';
+import { parsePageForPoll } from '../json-page.ts';
 import type {
   Checkpoint,
   Page,
@@ -27,15 +28,7 @@ import {
   RETENTION_MS,
 } from './config.ts';
 import { EntryIds } from './event-id.ts';
-import {
-  entryDefects,
-  entryTime,
-  MalformedPageError,
-  type ParsedPage,
-  parsePage,
-  type RawEntry,
-  toAuditEvent,
-} from './page.ts';
+import { entryDefects, entryTime, type ParsedPage, parsePage, type RawEntry, toAuditEvent } from './page.ts';
 
 /**
  * Statuses on a stored cursor URL that mean "this cursor is no good" rather than "this project or
@@ -126,7 +119,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       }
       read.resuming = false;
 
-      const page = this.#parse(body, where);
+      const page = parsePageForPoll('cloudscale', parsePage, body, where);
       const next = page.next === undefined ? undefined : this.#client.vet(page.next, where, 'next', current);
       const pollMore =
         page.pollMore === undefined
@@ -223,20 +216,6 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
 
   #clock(ctx: PullContext): Clock {
     return { nowMs: ctx.now(), retentionMs: RETENTION_MS };
-  }
-
-  #parse(body: string, where: string): ParsedPage {
-    try {
-      return parsePage(body);
-    } catch (error) {
-      if (!(error instanceof MalformedPageError)) throw error;
-      throw new ProviderError({
-        provider: 'cloudscale',
-        reason: error.kind,
-        retryable: false,
-        message: `${where}: ${error.message}; nothing of this page was committed, the next poll reads it again`,
-      });
-    }
   }
 
   /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Actor, AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
-import { arrayElementSpans } from '../json-spans.ts';
+import { parseJsonPage, type RawElement } from '../json-page.ts';
 import { parseRfc3339 } from '../timestamp.ts';
 
 /** The page envelope (`ListAuditLogEntriesResponse`); unknown fields are tolerated, as the SDKs do. */
@@ -9,51 +9,20 @@ const pageSchema = z.object({
   cursor: z.string().nullish(),
 });
 
-export interface RawItem {
-  readonly index: number;
-  readonly value: unknown;
-  /** The item's JSON text exactly as it appeared in the response. */
-  readonly raw: string;
-}
+/** One entry of `items`. */
+export type RawItem = RawElement;
 
 export interface ParsedPage {
   readonly items: readonly RawItem[];
   readonly cursor: string | undefined;
 }
 
-/** A page that cannot be read as a whole; the poll fails and is retried from its last commit. */
-export class MalformedPageError extends Error {
-  readonly kind: 'invalid_json' | 'invalid_response';
-
-  constructor(kind: 'invalid_json' | 'invalid_response', message: string) {
-    super(message);
-    this.name = 'MalformedPageError';
-    this.kind = kind;
-  }
-}
+/** What parsePage throws; shared by the providers, exported here so callers need only this module. */
+export { MalformedPageError } from '../json-page.ts';
 
 export function parsePage(body: string): ParsedPage {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new MalformedPageError('invalid_json', `response is not JSON (${detail}; ${body.length} bytes)`);
-  }
-  const page = pageSchema.safeParse(json);
-  if (!page.success) {
-    const problems = page.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
-    throw new MalformedPageError('invalid_response', `unexpected response shape: ${problems.join('; ')}`);
-  }
-  const spans = arrayElementSpans(body, 'items');
-  if (!spans || spans.length !== page.data.items.length) {
-    throw new MalformedPageError('invalid_response', 'could not locate the items in the response text');
-  }
-  const items = page.data.items.map((value, index) => {
-    const [start, end] = spans[index] as [number, number];
-    return { index, value, raw: body.slice(start, end) };
-  });
-  return { items, cursor: page.data.cursor ?? undefined };
+  const { page, elements } = parseJsonPage(body, pageSchema, 'items');
+  return { items: elements, cursor: page.cursor ?? undefined };
 }
 
 /** Why an item lacks what every event needs (an id and a time), naming the field. */

@@ -4,6 +4,7 @@ import type { Lane } from '../../http/rate-budget.ts';
 import { type AuditEvent, type ScopeRef, sha256Hex } from '../../pipeline/envelope.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError } from '../errors.ts';
+import { parsePageForPoll } from '../json-page.ts';
 import type {
   Checkpoint,
   DiscoveredScope,
@@ -30,14 +31,7 @@ import {
   type StackitScopeSettings,
 } from './config.ts';
 import { walkHierarchy } from './discovery.ts';
-import {
-  itemDefects,
-  MalformedPageError,
-  type ParsedPage,
-  parsePage,
-  type RawItem,
-  toAuditEvent,
-} from './page.ts';
+import { itemDefects, parsePage, type RawItem, toAuditEvent } from './page.ts';
 import { ResourceManagerClient } from './resource-manager.ts';
 import { planRange, planWindows, resumeFromMs, seenHorizonMs, type TimeWindow } from './windows.ts';
 
@@ -311,7 +305,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
       ctx.signal.throwIfAborted();
       const where = `stackit ${scope.ref.kind} ${scope.ref.id}, window ${describe(window)}, page ${pageNo}`;
       const body = await this.#client.fetchPage(scope.ref, window, cursor, lane, ctx.signal, ctx.log);
-      const page = this.#parse(body, where);
+      const page = parsePageForPoll('stackit', parsePage, body, where);
       const events = page.items.map((item) => this.#toEvent(item, scope, window, where, ctx));
       const next = page.cursor;
       if (next !== undefined) this.#checkProgress(next, cursor, cursorsSeen, pageNo, where);
@@ -348,20 +342,6 @@ export class StackitSource implements Source<StackitScopeSettings> {
       ref: { kind: container.kind, id: container.id } satisfies ScopeRef,
       name: container.name,
     }));
-  }
-
-  #parse(body: string, where: string): ParsedPage {
-    try {
-      return parsePage(body);
-    } catch (error) {
-      if (!(error instanceof MalformedPageError)) throw error;
-      throw new ProviderError({
-        provider: 'stackit',
-        reason: error.kind,
-        retryable: false,
-        message: `${where}: ${error.message}; nothing of this page was committed, the next poll reads it again`,
-      });
-    }
   }
 
   #toEvent(
