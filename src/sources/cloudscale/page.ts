@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { Actor, AuditEvent, Resource, ScopeRef } from '../../pipeline/envelope.ts';
+import { asRecord, compact, describeType, optional, str } from '../event-fields.ts';
 import { parseJsonPage, type RawElement } from '../json-page.ts';
 import { parseRfc3339, type Timestamp } from '../timestamp.ts';
 
@@ -146,35 +147,4 @@ function singleTag(value: unknown): { tag: string; body: Record<string, unknown>
   const tag = keys[0] as string;
   const body = record[tag] === null ? {} : asRecord(record[tag]);
   return body ? { tag, body } : undefined;
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
-}
-
-/** Drops undefined fields; undefined when nothing is left. */
-function compact<T extends Record<string, string | undefined>>(
-  value: T,
-): { [K in keyof T]?: string } | undefined {
-  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-  return entries.length > 0 ? (Object.fromEntries(entries) as { [K in keyof T]?: string }) : undefined;
-}
-
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-}
-
-export function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (value === undefined) return 'nothing';
-  return typeof value === 'string'
-    ? `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`
-    : typeof value;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Actor, AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
+import { asRecord, compact, describeType, optional, str } from '../event-fields.ts';
 import { parseJsonPage, type RawElement } from '../json-page.ts';
 import { parseRfc3339 } from '../timestamp.ts';
 
@@ -96,35 +97,4 @@ export function toAuditEvent(item: RawItem, scope: ScopeRef, fallbacks: Fallback
 function actorType(email: string | undefined): string | undefined {
   if (email === undefined) return undefined;
   return email.endsWith('@sa.stackit.cloud') ? 'service-account' : 'user';
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined;
-}
-
-function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
-}
-
-/** Drops undefined fields; undefined when nothing is left. */
-function compact<T extends Record<string, string | undefined>>(
-  value: T,
-): { [K in keyof T]?: string } | undefined {
-  const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-  return entries.length > 0 ? (Object.fromEntries(entries) as { [K in keyof T]?: string }) : undefined;
-}
-
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-}
-
-function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (value === undefined) return 'nothing';
-  return typeof value === 'string'
-    ? `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`
-    : typeof value;
 }
