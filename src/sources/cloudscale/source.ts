@@ -10,6 +10,7 @@ import type {
   Source,
   SourceDeps,
 } from '../source.ts';
+import { StrikeCounter } from '../strikes.ts';
 import {
   type Clock,
   type CloudscaleState,
@@ -42,7 +43,6 @@ const CURSOR_REJECTED = new Set([400, 404, 410]);
  * ships with the fetch time and anomalies instead of stalling the project forever.
  */
 const STRIKES_BEFORE_ACCEPTING = 3;
-const STRIKE_MEMORY = 1_000;
 
 /** The part of the state that evolves page by page. */
 type Progress = Omit<CloudscaleState, 'v' | 'url' | 'urlAtMs'>;
@@ -66,7 +66,7 @@ interface Read {
 export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
   readonly #provider: ProviderInstance<CloudscaleProviderSettings>;
   readonly #client: ProjectLogsClient;
-  readonly #strikes = new Map<string, number>();
+  readonly #strikes = new StrikeCounter();
 
   constructor(provider: ProviderInstance<CloudscaleProviderSettings>, deps: SourceDeps) {
     this.#provider = provider;
@@ -265,7 +265,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const summary = defects.map(
         (d) => `results[${entry.index}]${d.field === 'entry' ? '' : `.${d.field}`}: ${d.message}`,
       );
-      const strikes = this.#strike(sha256Hex(entry.raw));
+      const strikes = this.#strikes.strike(sha256Hex(entry.raw));
       if (strikes < STRIKES_BEFORE_ACCEPTING) {
         throw new ProviderError({
           provider: 'cloudscale',
@@ -282,18 +282,6 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       );
     }
     return toAuditEvent(entry, scope.ref, id, fetchedAtMs);
-  }
-
-  /** Counts consecutive polls that met the same broken entry; memory is bounded by dropping the oldest. */
-  #strike(key: string): number {
-    const strikes = (this.#strikes.get(key) ?? 0) + 1;
-    this.#strikes.delete(key);
-    this.#strikes.set(key, strikes);
-    if (this.#strikes.size > STRIKE_MEMORY) {
-      const oldest = this.#strikes.keys().next().value;
-      if (oldest !== undefined) this.#strikes.delete(oldest);
-    }
-    return strikes;
   }
 
   #reportExpired(what: string, expiredMs: number, edgeMs: number, ctx: PullContext): void {

@@ -18,6 +18,7 @@ import type {
   SourceDeps,
   TimeRange,
 } from '../source.ts';
+import { StrikeCounter } from '../strikes.ts';
 import { StackitApi } from './api.ts';
 import { KeyFlowTokenSource } from './auth/key-flow.ts';
 import type { ServiceAccountKey } from './auth/service-account-key.ts';
@@ -43,7 +44,6 @@ const RETENTION_MARGIN_MS = 10 * 60_000;
  * item ships with derived values and anomalies, instead of stalling the scope forever.
  */
 const STRIKES_BEFORE_ACCEPTING = 3;
-const STRIKE_MEMORY = 1_000;
 
 /** What a STACKIT checkpoint holds. Validated on read: it comes from Redis, a boundary like any other. */
 const stateSchema = z.object({
@@ -75,7 +75,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
   readonly #auth: AccessTokenSource;
   readonly #client: AuditLogClient;
   readonly #rm: ResourceManagerClient;
-  readonly #strikes = new Map<string, number>();
+  readonly #strikes = new StrikeCounter();
   readonly history: HistorySupport<StackitScopeSettings>;
   readonly discovery: DiscoverySupport<StackitScopeSettings>;
 
@@ -357,7 +357,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
       const summary = defects.map(
         (d) => `items[${item.index}].${d.field === 'item' ? '' : d.field}: ${d.message}`,
       );
-      const strikes = this.#strike(fallbacks.id);
+      const strikes = this.#strikes.strike(fallbacks.id);
       if (strikes < STRIKES_BEFORE_ACCEPTING) {
         throw new ProviderError({
           provider: 'stackit',
@@ -374,18 +374,6 @@ export class StackitSource implements Source<StackitScopeSettings> {
       );
     }
     return toAuditEvent(item, scope.ref, fallbacks);
-  }
-
-  /** Counts consecutive polls that met the same broken item; memory is bounded by dropping the oldest. */
-  #strike(key: string): number {
-    const strikes = (this.#strikes.get(key) ?? 0) + 1;
-    this.#strikes.delete(key);
-    this.#strikes.set(key, strikes);
-    if (this.#strikes.size > STRIKE_MEMORY) {
-      const oldest = this.#strikes.keys().next().value;
-      if (oldest !== undefined) this.#strikes.delete(oldest);
-    }
-    return strikes;
   }
 
   /** A provider that hands out a cursor it already gave, or pages forever, must not spin a poll forever. */
