@@ -1,14 +1,12 @@
 import type { Logger } from 'pino';
 import type { Secret } from '../../config/secret.ts';
 import { HttpClient } from '../../http/client.ts';
-import { OriginRefusedError, safeUrl, TransportError } from '../../http/errors.ts';
-import { backoffDelayMs, parseRetryAfter, sleep } from '../../http/retry.ts';
+import { OriginRefusedError, safeUrl } from '../../http/errors.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError, reasonForStatus } from '../errors.ts';
+import { backOffOrThrow, retryAfterMs, transportFailure } from '../provider-request.ts';
 import type { RequestSample } from '../source.ts';
 import type { CloudscaleProviderSettings } from './config.ts';
-
-const MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 export interface ClientDeps {
   readonly providerName: string;
@@ -86,18 +84,10 @@ export class ProjectLogsClient {
 
   /** Fetches one page; returns the raw body for byte-exact entry extraction. */
   async fetchPage(url: URL, token: Secret, what: string, signal: AbortSignal, log: Logger): Promise<string> {
-    const { attempts, initialBackoff, maxBackoff } = this.#settings.retry;
     for (let attempt = 1; ; attempt++) {
       const result = await this.#tryOnce(url, token, what, signal);
       if (typeof result === 'string') return result;
-      if (!result.retryable || attempt >= attempts) throw result;
-      const waitMs =
-        result.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
-      log.warn(
-        { reason: result.reason, status: result.status, attempt, waitMs },
-        `${result.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
-      );
-      await sleep(waitMs, signal);
+      await backOffOrThrow(result, attempt, this.#settings.retry, signal, log);
     }
   }
 
@@ -129,22 +119,12 @@ export class ProjectLogsClient {
         reason,
         status: response.status,
         retryable,
-        retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now(), MAX_RETRY_AFTER_MS),
+        retryAfterMs: retryAfterMs(response.headers),
         message: `${what}: HTTP ${response.status}${maintenance} from ${request}${providerDetail(response.body)}`,
       });
     } catch (error) {
       this.#observe(0, started);
-      if (error instanceof TransportError) {
-        if (error.failure === 'aborted') throw error;
-        return new ProviderError({
-          provider: 'cloudscale',
-          reason: error.failure === 'too_large' ? 'too_large' : error.failure,
-          retryable: error.retryable,
-          message: `${what}: ${error.message}`,
-          cause: error,
-        });
-      }
-      throw error;
+      return transportFailure('cloudscale', what, error);
     }
   }
 

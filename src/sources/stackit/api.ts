@@ -1,21 +1,12 @@
 import type { Logger } from 'pino';
 import { HttpClient, type TlsOptions } from '../../http/client.ts';
-import { TransportError } from '../../http/errors.ts';
 import type { Lane, RateBucket } from '../../http/rate-budget.ts';
-import { backoffDelayMs, parseRetryAfter, sleep } from '../../http/retry.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError, reasonForStatus } from '../errors.ts';
+import { backOffOrThrow, type RetryPolicy, retryAfterMs, transportFailure } from '../provider-request.ts';
 import type { RequestSample } from '../source.ts';
 import type { AccessTokenSource } from './auth/token-source.ts';
 import { errorMessageOf } from './error-body.ts';
-
-const MAX_RETRY_AFTER_MS = 5 * 60_000;
-
-export interface RetryPolicy {
-  readonly attempts: number;
-  readonly initialBackoff: number;
-  readonly maxBackoff: number;
-}
 
 export interface StackitApiOptions {
   readonly providerName: string;
@@ -59,7 +50,7 @@ export class StackitApi {
 
   /** GETs `url` (on the base's origin) and returns the body of a 200. `what` names the target in messages. */
   async get(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<string> {
-    const { attempts, initialBackoff, maxBackoff } = this.#o.retry;
+    const { attempts } = this.#o.retry;
     let reminted = false;
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#tryOnce(url, what, lane, signal);
@@ -99,14 +90,7 @@ export class StackitApi {
         continue;
       }
 
-      if (!error.retryable || attempt >= attempts) throw error;
-      const waitMs =
-        error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
-      log.warn(
-        { reason: error.reason, status: error.status, attempt, waitMs },
-        `${error.message}; retrying in ${waitMs} ms (attempt ${attempt} of ${attempts})`,
-      );
-      await sleep(waitMs, signal);
+      await backOffOrThrow(error, attempt, this.#o.retry, signal, log);
     }
   }
 
@@ -146,25 +130,13 @@ export class StackitApi {
           reason,
           status: response.status,
           retryable,
-          retryAfterMs: parseRetryAfter(response.headers['retry-after'], Date.now(), MAX_RETRY_AFTER_MS),
+          retryAfterMs: retryAfterMs(response.headers),
           message: `${what}: HTTP ${response.status} from ${request}${detail ? `: ${detail}` : ''}`,
         }),
       };
     } catch (error) {
       this.#observe(0, started);
-      if (error instanceof TransportError) {
-        if (error.failure === 'aborted') throw error;
-        return {
-          error: new ProviderError({
-            provider: 'stackit',
-            reason: error.failure === 'too_large' ? 'too_large' : error.failure,
-            retryable: error.retryable,
-            message: `${what}: ${error.message}`,
-            cause: error,
-          }),
-        };
-      }
-      throw error;
+      return { error: transportFailure('stackit', what, error) };
     }
   }
 

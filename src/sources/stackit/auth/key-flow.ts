@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { HttpClient, type TlsOptions } from '../../../http/client.ts';
-import { safeUrl, TransportError } from '../../../http/errors.ts';
-import { parseRetryAfter } from '../../../http/retry.ts';
+import { safeUrl } from '../../../http/errors.ts';
 import { ProviderError, reasonForStatus } from '../../errors.ts';
+import { retryAfterMs, transportFailure } from '../../provider-request.ts';
 import type { RequestSample } from '../../source.ts';
 import { errorMessageOf } from '../error-body.ts';
 import { jwtExpiryMs, signAssertion } from './jwt.ts';
@@ -15,7 +15,6 @@ const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const RENEW_BEFORE_MS = 5 * 60_000;
 /** A token is not handed out in its last seconds: a request must still reach the API before it expires. */
 const EXPIRY_SAFETY_MS = 5_000;
-const MAX_RETRY_AFTER_MS = 5 * 60_000;
 const KEY_NOT_FOUND = /Key with kid .*? was not found/i;
 
 /** The token endpoint's answer (`CreateShortLivedAccessTokenResponse`); only what is used is required. */
@@ -129,16 +128,7 @@ export class KeyFlowTokenSource implements AccessTokenSource {
       });
     } catch (error) {
       this.#observe(0, started);
-      if (error instanceof TransportError && error.failure !== 'aborted') {
-        throw new ProviderError({
-          provider: 'stackit',
-          reason: error.failure === 'too_large' ? 'too_large' : error.failure,
-          retryable: error.retryable,
-          message: `${where}: ${error.message}`,
-          cause: error,
-        });
-      }
-      throw error;
+      throw transportFailure('stackit', where, error);
     }
     this.#observe(response.status, started);
     if (response.status !== 200) throw this.#refused(response.status, response.body, response.headers, where);
@@ -198,7 +188,7 @@ export class KeyFlowTokenSource implements AccessTokenSource {
         reason: status === 429 ? 'rate_limited' : 'server_error',
         status,
         retryable: true,
-        retryAfterMs: parseRetryAfter(headers['retry-after'], Date.now(), MAX_RETRY_AFTER_MS),
+        retryAfterMs: retryAfterMs(headers),
         message: `${where}: HTTP ${status}${detail ? `: ${detail}` : ''}`,
       });
     }
