@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { duration, httpUrl, pickSecret, secretKeys, text } from '../../config/fields.ts';
+import { duration, httpUrl, pickSecret, secretKeys } from '../../config/fields.ts';
 import type { Secret } from '../../config/secret.ts';
+import { requestTimeoutField, retryField, tlsField } from '../provider-fields.ts';
 
 const DAY = 86_400_000;
 
@@ -34,19 +35,10 @@ export const cloudscaleProviderSchema = z.strictObject({
     ),
   lookback: timing.lookback.prefault('1h'),
   overlap: timing.overlap.prefault('15m'),
-  requestTimeout: duration({ min: 1_000, max: 300_000 })
-    .prefault('30s')
-    .describe('Per request, headers and body.'),
-  retry: z
-    .strictObject({
-      attempts: z.number().int().min(1).max(20).default(5).describe('Tries per request within one poll.'),
-      initialBackoff: duration({ min: 10 }).prefault('1s'),
-      maxBackoff: duration({ min: 10 }).prefault('30s'),
-    })
-    .prefault({})
-    .describe(
-      'Retries of 503 (maintenance), 429, other 5xx and network errors inside one poll (Retry-After is honoured). When they run out the poll fails, nothing is committed past the failure, and the next poll resumes there.',
-    ),
+  requestTimeout: requestTimeoutField(),
+  retry: retryField(
+    'Retries of 503 (maintenance), 429, other 5xx and network errors inside one poll (Retry-After is honoured). When they run out the poll fails, nothing is committed past the failure, and the next poll resumes there.',
+  ),
   maxPagesPerPoll: z
     .number()
     .int()
@@ -55,15 +47,7 @@ export const cloudscaleProviderSchema = z.strictObject({
     .describe(
       'Pages (200 entries each) one poll reads at most; a larger backlog continues in the next poll from the stored cursor.',
     ),
-  tls: z
-    .strictObject({
-      caFile: text().optional().describe('Extra CA bundle (PEM) to trust, e.g. for a corporate proxy.'),
-      insecureSkipVerify: z
-        .boolean()
-        .default(false)
-        .describe('Turns off certificate verification. Never in production; logged loudly.'),
-    })
-    .prefault({}),
+  tls: tlsField(),
 });
 
 export type CloudscaleProviderSettings = z.output<typeof cloudscaleProviderSchema>;

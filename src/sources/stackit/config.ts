@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { duration, httpUrl, pickSecret, secretKeys, text } from '../../config/fields.ts';
+import { duration, httpUrl, pickSecret, secretKeys } from '../../config/fields.ts';
 import type { Secret } from '../../config/secret.ts';
+import { requestTimeoutField, retryField, tlsField } from '../provider-fields.ts';
 import {
   DEFAULT_TOKEN_ENDPOINT,
   parseServiceAccountKey,
@@ -90,19 +91,10 @@ export const stackitProviderSchema = z.strictObject({
   overlap: timing.overlap.prefault('15m'),
   settleLag: timing.settleLag.prefault('60s'),
   lookback: timing.lookback.prefault('1h'),
-  requestTimeout: duration({ min: 1_000, max: 300_000 })
-    .prefault('30s')
-    .describe('Per request, headers and body.'),
-  retry: z
-    .strictObject({
-      attempts: z.number().int().min(1).max(20).default(5).describe('Tries per request within one poll.'),
-      initialBackoff: duration({ min: 10 }).prefault('1s'),
-      maxBackoff: duration({ min: 10 }).prefault('30s'),
-    })
-    .prefault({})
-    .describe(
-      'Retries of 429, 5xx and network errors inside one poll (Retry-After is honoured). When they run out the poll fails, nothing is committed past the failure, and the next poll resumes there.',
-    ),
+  requestTimeout: requestTimeoutField(),
+  retry: retryField(
+    'Retries of 429, 5xx and network errors inside one poll (Retry-After is honoured). When they run out the poll fails, nothing is committed past the failure, and the next poll resumes there.',
+  ),
   maxPagesPerWindow: z
     .number()
     .int()
@@ -111,15 +103,7 @@ export const stackitProviderSchema = z.strictObject({
     .describe(
       'Guard against a provider that never ends pagination (100 events a page). A window that needs more fails its poll with reason pagination_loop.',
     ),
-  tls: z
-    .strictObject({
-      caFile: text().optional().describe('Extra CA bundle (PEM) to trust, e.g. for a corporate proxy.'),
-      insecureSkipVerify: z
-        .boolean()
-        .default(false)
-        .describe('Turns off certificate verification. Never in production; logged loudly.'),
-    })
-    .prefault({}),
+  tls: tlsField(),
 });
 
 export type StackitProviderSettings = z.output<typeof stackitProviderSchema>;
