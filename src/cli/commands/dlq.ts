@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { DELIVERY_GROUP, RedisKeys } from '../../pipeline/keys.ts';
 import { LuaScript } from '../../pipeline/script.ts';
+import { failCommand, redisCommandOptions, writeOut } from '../command-io.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
 
 interface DlqOptions {
@@ -241,26 +242,14 @@ export function register(program: Command): void {
   const dlq = program
     .command('dlq')
     .description('Inspect and resend the events a sink rejected for good (its dead-letter stream).');
-  const common = (cmd: Command): Command =>
-    cmd
-      .option(
-        '-c, --config <file>',
-        'the config file (for the Redis URL and prefix); default: REDIS_URL, else the embedded Redis',
-      )
-      .option('--json', 'machine-readable output');
-  const fail = (error: unknown): void => {
-    process.stderr.write(`✗ ${(error as Error).message}\n`);
-    process.exitCode = 1;
-  };
-  const out = (s: string): void => void process.stdout.write(s);
-  common(dlq.command('list').description('dead-letter counts and top reasons per sink')).action(
-    (o: DlqOptions) => listDlq(o, out).catch(fail),
+  redisCommandOptions(dlq.command('list').description('dead-letter counts and top reasons per sink')).action(
+    (o: DlqOptions) => listDlq(o, writeOut).catch(failCommand),
   );
-  common(dlq.command('show <sink>').description("a sink's dead-lettered events, oldest first"))
+  redisCommandOptions(dlq.command('show <sink>').description("a sink's dead-lettered events, oldest first"))
     .option('--limit <n>', 'how many', '20')
     .option('--line', 'print each event line too')
-    .action((sink: string, o: DlqOptions) => showDlq(sink, o, out).catch(fail));
-  common(
+    .action((sink: string, o: DlqOptions) => showDlq(sink, o, writeOut).catch(failCommand));
+  redisCommandOptions(
     dlq
       .command('redrive <sink>')
       .description("move dead-lettered events back into the sink's outbox, atomically"),
@@ -270,8 +259,8 @@ export function register(program: Command): void {
     .option('--reason <text>', 'only events whose reason contains this text')
     .option('--dry-run', 'list what would move, move nothing')
     .action((sink: string, o: DlqOptions) =>
-      redriveDlq(sink, o, out)
+      redriveDlq(sink, o, writeOut)
         .then(() => undefined)
-        .catch(fail),
+        .catch(failCommand),
     );
 }

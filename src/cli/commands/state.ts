@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
+import { failCommand, redisCommandOptions, writeOut } from '../command-io.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
 import { scopeOrigins } from '../scope-origins.ts';
 
@@ -165,29 +166,17 @@ export function register(program: Command): void {
   const state = program
     .command('state')
     .description('Inspect or reset what Redis holds about a scope (checkpoint, last poll, seen-set).');
-  const common = (cmd: Command): Command =>
-    cmd
-      .option(
-        '-c, --config <file>',
-        'the config file (for the Redis URL and prefix); default: REDIS_URL, else the embedded Redis',
-      )
-      .option('--json', 'machine-readable output');
-  const fail = (error: unknown): void => {
-    process.stderr.write(`✗ ${(error as Error).message}\n`);
-    process.exitCode = 1;
-  };
-  const out = (s: string): void => void process.stdout.write(s);
-  common(state.command('list').description('scopes with state in Redis')).action((o: StateOptions) =>
-    listState(o, out).catch(fail),
+  redisCommandOptions(state.command('list').description('scopes with state in Redis')).action(
+    (o: StateOptions) => listState(o, writeOut).catch(failCommand),
   );
-  common(state.command('show <scope>').description('checkpoint, lag and last poll of one scope')).action(
-    (scope: string, o: StateOptions) => showState(scope, o, out).catch(fail),
-  );
-  common(
+  redisCommandOptions(
+    state.command('show <scope>').description('checkpoint, lag and last poll of one scope'),
+  ).action((scope: string, o: StateOptions) => showState(scope, o, writeOut).catch(failCommand));
+  redisCommandOptions(
     state
       .command('reset <scope>')
       .description('forget the checkpoint: the next poll starts from the lookback'),
   )
     .option('--force', 'reset even while a poll of the scope is running')
-    .action((scope: string, o: StateOptions) => resetState(scope, o, out).catch(fail));
+    .action((scope: string, o: StateOptions) => resetState(scope, o, writeOut).catch(failCommand));
 }

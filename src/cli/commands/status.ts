@@ -4,6 +4,7 @@ import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
+import { failCommand } from '../command-io.ts';
 import { openRedisTarget } from '../redis-target.ts';
 import { scopeOrigins } from '../scope-origins.ts';
 
@@ -157,8 +158,7 @@ export function register(program: Command): void {
           await target.close();
         }
       } catch (error) {
-        process.stderr.write(`✗ ${(error as Error).message}\n`);
-        process.exitCode = 1;
+        failCommand(error);
       }
     });
 }
