@@ -172,3 +172,22 @@ describe('fault proxy', () => {
     expect(proxy.stats.truncated).toBe(1);
   });
 });
+
+describe('S3 test server: listing', () => {
+  it('lists every key past the 1,000 of one page (what the torture oracle reads back)', async () => {
+    const s3 = new S3TestServer();
+    await s3.start();
+    cleanup.push(() => s3.remove());
+    const client = s3.client();
+    cleanup.push(async () => client.destroy());
+    const written = Array.from({ length: 1_003 }, (_, i) => `p/${String(i).padStart(4, '0')}`);
+    for (let i = 0; i < written.length; i += 50) {
+      await Promise.all(
+        written
+          .slice(i, i + 50)
+          .map((key) => client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: key }))),
+      );
+    }
+    expect(await s3.keys('p/')).toEqual(written);
+  }, 60_000);
+});

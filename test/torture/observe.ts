@@ -4,7 +4,7 @@
  */
 
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { fileRecords, recordOfLine, type StoredRecord } from './oracle.ts';
 import { PREFIX, S3_PREFIX, type World } from './world.ts';
 
@@ -40,31 +40,19 @@ export class S3Reader {
   async #read(): Promise<StoredRecord[]> {
     const client = this.#world.s3.client();
     try {
-      let token: string | undefined;
-      do {
-        const page = await client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#world.s3.bucket,
-            Prefix: S3_PREFIX,
-            ContinuationToken: token,
-          }),
+      for (const key of await this.#world.s3.keys(S3_PREFIX)) {
+        if (this.#objects.has(key)) continue;
+        const got = await client.send(new GetObjectCommand({ Bucket: this.#world.s3.bucket, Key: key }));
+        const bytes = Buffer.from(
+          await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
         );
-        for (const item of page.Contents ?? []) {
-          const key = item.Key as string;
-          if (this.#objects.has(key)) continue;
-          const got = await client.send(new GetObjectCommand({ Bucket: this.#world.s3.bucket, Key: key }));
-          const bytes = Buffer.from(
-            await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-          );
-          const lines = gunzipSync(bytes).toString('utf8').split('\n');
-          if (lines.at(-1) !== '') throw new Error(`s3 ${key}: the last line is not terminated`);
-          this.#objects.set(
-            key,
-            lines.slice(0, -1).map((line) => recordOfLine(line, `s3 ${key}`)),
-          );
-        }
-        token = page.NextContinuationToken;
-      } while (token);
+        const lines = gunzipSync(bytes).toString('utf8').split('\n');
+        if (lines.at(-1) !== '') throw new Error(`s3 ${key}: the last line is not terminated`);
+        this.#objects.set(
+          key,
+          lines.slice(0, -1).map((line) => recordOfLine(line, `s3 ${key}`)),
+        );
+      }
     } finally {
       client.destroy();
     }
