@@ -88,6 +88,7 @@ try {
       lines.push(
         `SCALE: ${r.scopes} scopes polled every 60 s, ${r.minutes} min at steady state`,
         `  startup ${r.startupSeconds} s, peak RSS ${r.peakRssMiB} MiB (target < 300), CPU ${r.cpuSecondsPerMinute} s per minute`,
+        `  at the end: V8 heap ${r.heapUsedMiB} MiB used of ${r.heapTotalMiB} MiB, external ${r.externalMiB} MiB`,
         `  polls completed per minute ${r.pollsPerMinute} (needed ${r.scopes}), worst lag at the end ${r.worstLagSeconds} s`,
         `  Redis memory per scope ${r.redisBytesPerScope} bytes`,
         '',

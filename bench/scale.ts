@@ -14,6 +14,10 @@ export interface ScaleResult {
   readonly minutes: number;
   readonly startupSeconds: number;
   readonly peakRssMiB: number;
+  /** V8 heap in use and reserved, and memory outside it (Buffers), at the end: where the RSS goes. */
+  readonly heapUsedMiB: number;
+  readonly heapTotalMiB: number;
+  readonly externalMiB: number;
   readonly cpuSecondsPerMinute: number;
   readonly redisBytesPerScope: number;
   readonly pollsPerMinute: number;
@@ -70,8 +74,10 @@ export async function scale(
   const cpuEnd = await child.cpuSeconds();
   const text = await metrics();
   const pollsPerMinute = (completedPolls(text) - pollsAtSteady) / minutes;
-  const worstLagSeconds = Number(
-    /^auditlog_checkpoint_lag_seconds\{[^}]*\} ([\d.e+]+)$/m.exec(text)?.[1] ?? Number.NaN,
+  const worstLagSeconds = Math.max(
+    ...[...text.matchAll(/^auditlog_checkpoint_lag_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/gm)].map((m) =>
+      Number(m[1]),
+    ),
   );
   const peakRssMiB = await child.peakRssMiB();
   const memoryAfter = Number((await redisInfo(redisUrl, 'memory')).used_memory);
@@ -82,6 +88,9 @@ export async function scale(
     minutes,
     startupSeconds: Number(startupSeconds.toFixed(1)),
     peakRssMiB,
+    heapUsedMiB: mib(gauge(text, 'auditlog_nodejs_heap_size_used_bytes')),
+    heapTotalMiB: mib(gauge(text, 'auditlog_nodejs_heap_size_total_bytes')),
+    externalMiB: mib(gauge(text, 'auditlog_nodejs_external_memory_bytes')),
     cpuSecondsPerMinute: Number(((cpuEnd - cpuAtSteady) / minutes).toFixed(2)),
     redisBytesPerScope: Math.round((memoryAfter - memoryBefore) / sim.projects.length),
     pollsPerMinute: Math.round(pollsPerMinute),
@@ -91,4 +100,12 @@ export async function scale(
 
 function completedPolls(metrics: string): number {
   return Number(/^auditlog_polls_total\{[^}]*outcome="completed"[^}]*\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+}
+
+function gauge(metrics: string, name: string): number {
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+]+)$`, 'm').exec(metrics)?.[1] ?? Number.NaN);
+}
+
+function mib(bytes: number): number {
+  return Math.round(bytes / 2 ** 20);
 }

@@ -1,11 +1,26 @@
 /** Shared pieces of the benchmarks: child processes measured through /proc, configs, counters. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 
-const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
+/**
+ * The Node flags the image runs the shipper with (the Dockerfile's NODE_OPTIONS), so the figures are
+ * the image's; BENCH_NODE_ARGS replaces them (e.g. "" for V8's defaults, or --cpu-prof).
+ */
+const IMAGE_NODE_OPTIONS =
+  /NODE_OPTIONS="([^"]*)"/.exec(readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8'))?.[1] ?? '';
+
+/**
+ * The shipper as the image runs it: the compiled dist/ (`npm run bench` builds it first), so Node's
+ * TypeScript stripping and its memory are not part of the figures. BENCH_FROM_SOURCES=1 runs src/.
+ */
+const MAIN = new URL(
+  process.env.BENCH_FROM_SOURCES ? '../src/cli/main.ts' : '../dist/cli/main.js',
+  import.meta.url,
+).pathname;
 const CLOCK_TICKS = 100; // Linux USER_HZ
 
 export interface SimChild {
@@ -109,7 +124,13 @@ export async function startShipper(dir: string, config: string, token: string): 
   await writeFile(path, config);
   const child = spawn(
     process.execPath,
-    [...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN, 'run', '-c', path],
+    [
+      ...(process.env.BENCH_NODE_ARGS ?? IMAGE_NODE_OPTIONS).split(' ').filter(Boolean),
+      MAIN,
+      'run',
+      '-c',
+      path,
+    ],
     {
       env: { ...process.env, SIM_TOKEN: token },
       stdio: ['ignore', 'ignore', 'inherit'],
