@@ -331,21 +331,30 @@ async function verifySigV4(ctx: KoaContext, next: () => Promise<void>): Promise<
   await next();
 }
 
-/** The request body, whole; rejects if the client goes away before it ends. */
+/**
+ * The request body, whole; rejects if the client goes away before it ends. The client may already be
+ * gone when this is called (it gave up during a slow fault): then 'close' has fired and will not again,
+ * and waiting for it would hold the key's conditional-write slot forever (409 to every later upload).
+ */
 function readWhole(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const gone = (): void => reject(new Error('the client went away before the body ended'));
+    if (req.destroyed && !req.readableEnded) {
+      gone();
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
     req.on('close', () => {
-      if (!req.complete) reject(new Error('the client went away before the body ended'));
+      if (!req.complete || !req.readableEnded) gone();
     });
   });
 }
 
 async function drain(req: IncomingMessage): Promise<void> {
-  if (req.complete || req.destroyed) return;
+  if (req.readableEnded || req.destroyed) return;
   req.resume();
   await new Promise((resolve) => {
     req.on('end', resolve);

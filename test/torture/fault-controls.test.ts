@@ -136,6 +136,30 @@ describe('S3 test server: uploads are atomic, as on S3', () => {
   });
 });
 
+describe('S3 test server: a client that gives up during a slow answer', () => {
+  it('does not leave its key blocked for the next conditional upload (409 forever)', async () => {
+    const s3 = new S3TestServer();
+    await s3.start();
+    cleanup.push(() => s3.remove());
+    const client = s3.client();
+    cleanup.push(async () => client.destroy());
+    s3.faults.enqueue({ kind: 'slow', delayMs: 400 });
+    const put = (signal?: AbortSignal) =>
+      client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: 'k', Body: 'body', IfNoneMatch: '*' }), {
+        ...(signal ? { abortSignal: signal } : {}),
+      });
+    // The whole body is sent, then the client times out while the server is still "slow".
+    await expect(put(AbortSignal.timeout(100))).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 600));
+    // The abandoned upload either stored the object (412 now) or not (200 now); never a lasting 409.
+    const outcome = await put().then(
+      () => 'stored',
+      (error: { name?: string }) => error.name,
+    );
+    expect(['stored', 'PreconditionFailed']).toContain(outcome);
+  });
+});
+
 describe('fault proxy', () => {
   it('passes responses through, and truncates one on demand: headers promise the whole body, half arrives', async () => {
     const body = 'x'.repeat(10_000);
