@@ -5,6 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { SimClock } from './clock.ts';
+import type { FaultInjector, RateBudget } from './faults.ts';
 import type { Observation, ObservedInit, Observer } from './observe.ts';
 
 /** A complete response. The server adds `Content-Length`. */
@@ -55,6 +57,16 @@ export interface Route {
 }
 
 /** A provider module: a named set of routes. */
+/** What every provider API the simulator serves shares with the others. */
+export interface ProviderSimDeps {
+  readonly seed: number;
+  readonly clock: SimClock;
+  readonly faults: FaultInjector;
+  readonly budget: RateBudget;
+  /** Whether 429 responses carry `Retry-After` (read per request, so it can change at runtime). */
+  readonly retryAfterHeader: () => boolean;
+}
+
 export interface SimModule {
   readonly name: string;
   readonly routes: readonly Route[];

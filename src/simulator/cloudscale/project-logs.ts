@@ -11,10 +11,9 @@
  * `PUT /_sim/cloudscale/cursors {"reject": N, "status"?: 400|404|410}`,
  * `PUT /_sim/cloudscale/links {"origin": "http://host:port"|null}`.
  */
-import type { SimClock } from '../clock.ts';
-import type { Fault, FaultInjector, MalformedKind, RateBudget } from '../faults.ts';
+import type { Fault, MalformedKind } from '../faults.ts';
 import { parseRfc3339Us } from '../rfc3339.ts';
-import type { Route, RouteContext, SimModule, SimReply, SimResponse } from '../server.ts';
+import type { ProviderSimDeps, Route, RouteContext, SimModule, SimReply, SimResponse } from '../server.ts';
 import { renderCloudscaleEntry } from './entries.ts';
 import {
   type BackdateOptions,
@@ -56,13 +55,7 @@ export interface CloudscaleOptions {
   readonly linkOrigin?: string | undefined;
 }
 
-export interface CloudscaleDeps {
-  readonly seed: number;
-  readonly clock: SimClock;
-  readonly faults: FaultInjector;
-  readonly budget: RateBudget;
-  readonly retryAfterHeader: () => boolean;
-}
+export type CloudscaleDeps = ProviderSimDeps;
 
 export interface CloudscaleTruthEntry {
   /** Primary key (the API never shows it; cursors carry it). */

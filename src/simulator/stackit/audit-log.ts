@@ -4,11 +4,10 @@
  * arrivals, a per-token request budget and injected faults. Also the STACKIT-specific control routes
  * `/_sim/truth`, `/_sim/scopes` and `/_sim/traffic`.
  */
-import type { SimClock } from '../clock.ts';
-import type { Fault, FaultInjector, MalformedKind, RateBudget } from '../faults.ts';
+import type { Fault, MalformedKind } from '../faults.ts';
 import { UUID_PATTERN } from '../random.ts';
 import { formatRfc3339Ms, parseRfc3339Us } from '../rfc3339.ts';
-import type { Route, RouteContext, SimModule, SimReply, SimResponse } from '../server.ts';
+import type { ProviderSimDeps, Route, RouteContext, SimModule, SimReply, SimResponse } from '../server.ts';
 import { type DelayOptions, type SimEvent, scopeKey, Traffic, type TrafficScope } from '../traffic.ts';
 import { Truth, type TruthEvent } from '../truth.ts';
 import { type CursorBinding, CursorCodec, type CursorPosition } from './cursor.ts';
@@ -56,15 +55,9 @@ export interface StackitOptions {
   readonly maxPeriodMs?: number | undefined;
 }
 
-export interface StackitDeps {
-  readonly seed: number;
-  readonly clock: SimClock;
-  readonly faults: FaultInjector;
-  readonly budget: RateBudget;
+export interface StackitDeps extends ProviderSimDeps {
   /** Who may call: the static token and the access tokens the token endpoint issued. */
   readonly identity: StackitIdentity;
-  /** Whether 429 responses carry `Retry-After` (read per request, so it can change at runtime). */
-  readonly retryAfterHeader: () => boolean;
   /** Events kept in the traffic LRU. */
   readonly cacheEvents?: number | undefined;
 }
