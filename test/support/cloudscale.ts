@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,6 +16,7 @@ import {
   startSimulator,
 } from '../../src/simulator/index.ts';
 import { type DaemonProcess, startDaemon, waitFor } from './daemon.ts';
+import { closeServer, listenLoopback } from './loopback.ts';
 import { readSinkFiles } from './oracle.ts';
 import { startTestRedis, type TestRedis } from './redis.ts';
 
@@ -92,17 +92,7 @@ export async function startHostileServer(): Promise<{
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"next":null,"poll_more":null,"results":[]}');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { origin: await listenLoopback(server), requests, close: () => closeServer(server) };
 }
 
 export interface CloudscaleScenarioOptions {

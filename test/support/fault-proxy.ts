@@ -6,8 +6,8 @@
  * unchanged, so URLs the upstream builds from it (cloudscale's `next`/`poll_more`) point at the proxy.
  */
 import { Agent, createServer, type IncomingMessage, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Rng } from '../../src/simulator/random.ts';
+import { closeServer, listenLoopback } from './loopback.ts';
 
 export class FaultProxy {
   readonly #upstream: URL;
@@ -63,8 +63,7 @@ export class FaultProxy {
   }
 
   async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.#server);
     return this.url;
   }
 
@@ -84,9 +83,8 @@ export class FaultProxy {
   }
 
   async stop(): Promise<void> {
-    this.#server.closeAllConnections();
     this.#agent.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
   }
 
   #drawTruncate(): boolean {

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 import { uncompress as unsnappy } from 'snappyjs';
+import { closeServer, listenLoopback } from './loopback.ts';
 import { SinkFaultControl, sleep } from './sink-faults.ts';
 
 /**
@@ -100,14 +100,12 @@ export class LokiTestServer {
   }
 
   async start(port = 0): Promise<string> {
-    await new Promise<void>((resolve) => this.#server.listen(port, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    this.url = await listenLoopback(this.#server, port);
     return this.url;
   }
 
   async stop(): Promise<void> {
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await closeServer(this.#server);
   }
 
   /** While down, every push answers 503 and stores nothing. */
