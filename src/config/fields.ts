@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { readBoundedFile, SECRET_FILE_MAX_BYTES } from './bounded-file.ts';
 import { DURATION_PATTERN, formatDuration, parseDuration } from './duration.ts';
 import { Secret } from './secret.ts';
 
@@ -137,21 +137,26 @@ export function secretRef() {
   });
 }
 
-/** A credential read from a file (Kubernetes Secret volumes); one trailing newline is dropped. */
+/**
+ * A credential read from a file (Kubernetes Secret volumes); one trailing newline is dropped. Only a
+ * regular file of at most 64 KiB is read, never blocking (see readBoundedFile).
+ */
 export function secretFile() {
   return text().transform((path, ctx) => {
+    let content: string;
     try {
-      const content = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-      if (content === '') {
-        ctx.issues.push({ code: 'custom', message: `file ${path} is empty`, input: path });
-        return z.NEVER;
-      }
-      return new Secret(content, `file ${path}`);
+      content = readBoundedFile(path, SECRET_FILE_MAX_BYTES)
+        .toString('utf8')
+        .replace(/\r?\n$/, '');
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-      ctx.issues.push({ code: 'custom', message: `cannot read file ${path} (${code})`, input: path });
+      ctx.issues.push({ code: 'custom', message: (error as Error).message, input: path });
       return z.NEVER;
     }
+    if (content === '') {
+      ctx.issues.push({ code: 'custom', message: `file ${path} is empty`, input: path });
+      return z.NEVER;
+    }
+    return new Secret(content, `file ${path}`);
   });
 }
 

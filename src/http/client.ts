@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../config/bounded-file.ts';
 import { OriginRefusedError, safeUrl, TransportError, type TransportFailure } from './errors.ts';
 import { describeError, flattenHeaders, isTimeout, readBounded } from './undici.ts';
 
@@ -54,7 +54,9 @@ export class HttpClient {
   constructor(options: HttpClientOptions) {
     this.#options = options;
     this.origin = new URL(options.origin).origin;
-    const ca = options.tls?.caFile ? readFileSync(options.tls.caFile, 'utf8') : undefined;
+    const ca = options.tls?.caFile
+      ? readBoundedFile(options.tls.caFile, PEM_FILE_MAX_BYTES).toString('utf8')
+      : undefined;
     this.#agent = new Agent({
       connect: {
         rejectUnauthorized: options.tls?.insecureSkipVerify !== true,

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import {
   HeadObjectCommand,
@@ -8,6 +7,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
+import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../../config/bounded-file.ts';
 import type { OutboxEvent } from '../../pipeline/envelope.ts';
 import { batchPolicy } from '../shared/config.ts';
 import type { BatchPolicy, Sink, SinkDeps, SinkInstance, SinkRequestSample, Verdict } from '../sink.ts';
@@ -45,7 +45,7 @@ export class S3Sink implements Sink {
     this.#onRequest = deps.onRequest;
     this.batching = batchPolicy(this.#s, { stableBatches: true });
     const { auth, tls } = this.#s;
-    const ca = tls.caFile ? readFileSync(tls.caFile, 'utf8') : undefined;
+    const ca = tls.caFile ? readBoundedFile(tls.caFile, PEM_FILE_MAX_BYTES).toString('utf8') : undefined;
     this.#client = new S3Client({
       region: this.#s.region,
       ...(this.#s.endpoint ? { endpoint: this.#s.endpoint } : {}),

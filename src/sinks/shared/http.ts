@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../../config/bounded-file.ts';
 import { safeUrl } from '../../http/errors.ts';
 import { describeError, flattenHeaders, isTimeout, readBounded } from '../../http/undici.ts';
 import type { SinkRequestSample } from '../sink.ts';
@@ -66,11 +66,9 @@ export class SinkHttp {
     const read = (path: string | undefined, what: string): string | undefined => {
       if (path === undefined) return undefined;
       try {
-        return readFileSync(path, 'utf8');
+        return readBoundedFile(path, PEM_FILE_MAX_BYTES).toString('utf8');
       } catch (error) {
-        throw new Error(
-          `sink "${options.sink}": cannot read tls.${what} ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-        );
+        throw new Error(`sink "${options.sink}": tls.${what}: ${(error as Error).message}`);
       }
     };
     const ca = read(tls.caFile, 'caFile');
