@@ -18,9 +18,18 @@ export function backoffDelayMs(
   return Math.round(random() * ceiling);
 }
 
+/** The three HTTP-date forms of RFC 9110 §5.6.7: IMF-fixdate, obsolete RFC 850, and asctime. */
+const HTTP_DATE = [
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+  /^[A-Z][a-z]+day, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT$/,
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/,
+];
+
 /**
  * Parses a Retry-After header (delta seconds or an HTTP-date) to a wait in ms, clamped to [0, maxMs].
  * A date in the past means "now", not a negative wait (peers hung forever on that: beats#40106).
+ * Anything else (`-5`, `soon`, `1e9`, a bare year) means the header is absent: the caller's own
+ * backoff applies. (`Date.parse` reads `-5` as the year 5 BC, which once turned it into "retry now".)
  */
 export function parseRetryAfter(
   header: string | undefined,
@@ -33,11 +42,14 @@ export function parseRetryAfter(
   let waitMs: number;
   if (/^\d+(\.\d+)?$/.test(value)) {
     waitMs = Number(value) * 1000;
-  } else {
+  } else if (HTTP_DATE.some((form) => form.test(value))) {
     const at = Date.parse(value);
     if (Number.isNaN(at)) return undefined;
     waitMs = at - nowMs;
+  } else {
+    return undefined;
   }
+  if (!Number.isFinite(waitMs)) return undefined;
   return Math.min(maxMs, Math.max(0, Math.round(waitMs)));
 }
 

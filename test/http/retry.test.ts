@@ -28,6 +28,15 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('soon', now, 60_000)).toBeUndefined();
     expect(parseRetryAfter('', now, 60_000)).toBeUndefined();
   });
+  it('treats negative and garbage values as absent, not as "retry now" (issue 9 §13)', () => {
+    for (const garbage of ['-5', '-0.5', '+5', '5s', '1e3', 'Infinity', 'NaN', '0x10', '2026-01-01']) {
+      expect(parseRetryAfter(garbage, now, 60_000), garbage).toBeUndefined();
+    }
+  });
+  it('reads the obsolete RFC 850 and asctime date forms', () => {
+    expect(parseRetryAfter('Thursday, 01-Jan-26 00:00:30 GMT', now, 60_000)).toBe(30_000);
+    expect(parseRetryAfter('Thu Jan  1 00:00:30 2026', now, 60_000)).toBe(30_000);
+  });
 });
 
 describe('sleep', () => {
