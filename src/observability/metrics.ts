@@ -49,6 +49,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventIdConflicts = new Counter({
+    name: `${PREFIX}event_id_conflicts_total`,
+    help: 'Events whose id was already committed with other bytes: delivered under a derived id with an id_conflict anomaly.',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly lateArrivalSeconds = new Histogram({
     name: `${PREFIX}late_arrival_seconds`,
     help: 'First seen minus event time of newly committed events: size the overlap window from its high quantiles.',

@@ -75,14 +75,14 @@ redis.call('HDEL', KEYS[1], 'doneAtMs', 'lastError')
 return 'extended'
 `);
 
-/** KEYS: record, backfill seen-set. ARGV: run id, now. Marks the run done and frees its seen-set. */
+/** KEYS: record, backfill seen-set, its digests. ARGV: run id, now. Marks the run done and frees its seen-set. */
 const COMPLETE = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'runId') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', 'done', 'doneAtMs', ARGV[2], 'failures', 0)
 redis.call('HDEL', KEYS[1], 'lastError')
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 `);
 
@@ -187,7 +187,11 @@ export class BackfillStore {
   async complete(run: BackfillRun, nowMs: number): Promise<boolean> {
     const result = await COMPLETE.run(
       this.#redis,
-      [this.#keys.backfill(run.scope), this.#keys.seen(backfillScopeKey(run.scope))],
+      [
+        this.#keys.backfill(run.scope),
+        this.#keys.seen(backfillScopeKey(run.scope)),
+        this.#keys.seenDigests(backfillScopeKey(run.scope)),
+      ],
       [run.runId, nowMs],
     );
     return Number(result) === 1;

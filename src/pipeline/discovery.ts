@@ -273,7 +273,7 @@ export class DiscoveryService {
 
   #stateKeys(key: string): string[] {
     const { keys } = this.#o;
-    return [keys.checkpoint(key), keys.seen(key), keys.status(key)];
+    return [keys.checkpoint(key), keys.seen(key), keys.seenDigests(key), keys.status(key)];
   }
 
   #gauge(entries: ReadonlyMap<string, DiscoveredEntry>): void {

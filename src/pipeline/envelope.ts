@@ -24,8 +24,13 @@ export interface Resource {
  * because an audit trail that was re-encoded on the way is no longer the provider's record.
  */
 export interface AuditEvent {
-  /** The provider's event id, or a content hash where the provider gives none. The dedupe key. */
+  /**
+   * The provider's event id, or a content hash where the provider gives none. The dedupe key. A copy
+   * whose id was first committed with other bytes gets a derived id (`<id>~sha256:<its rawSha256>`).
+   */
   readonly id: string;
+  /** Only on such a conflicting copy: the id the provider gave it. */
+  readonly originalId?: string;
   /** Provider type, e.g. `stackit`. */
   readonly provider: string;
   readonly scope: ScopeRef;
@@ -65,6 +70,7 @@ export interface OutboxEvent {
 export function serializeEnvelope(event: AuditEvent, seenAtMs: number): string {
   const meta = {
     id: event.id,
+    originalId: event.originalId,
     provider: event.provider,
     scope: { kind: event.scope.kind, id: event.scope.id },
     time: event.time,
@@ -75,9 +81,14 @@ export function serializeEnvelope(event: AuditEvent, seenAtMs: number): string {
     sourceIp: event.sourceIp,
     resource: event.resource,
     anomalies: event.anomalies && event.anomalies.length > 0 ? event.anomalies : undefined,
-    rawSha256: sha256Hex(event.raw),
+    rawSha256: rawSha256(event),
   };
   return `${JSON.stringify(meta).slice(0, -1)},"raw":${singleLine(event.raw)}}`;
+}
+
+/** SHA-256 of the provider's bytes of the event: what `rawSha256` says and the seen-set remembers per id. */
+export function rawSha256(event: AuditEvent): string {
+  return sha256Hex(event.raw);
 }
 
 export function sha256Hex(text: string): string {

@@ -19,6 +19,14 @@ export class RedisKeys {
     return `${this.prefix}:scope:${scopeKey}:seen`;
   }
 
+  /**
+   * Hash: event id → SHA-256 of its raw bytes, beside the seen-set and trimmed with it, so the same id
+   * with other bytes is recognised as a conflict rather than a duplicate.
+   */
+  seenDigests(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:seen-digests`;
+  }
+
   /** String: the fencing token of the poll that holds the scope. */
   lease(scopeKey: string): string {
     return `${this.prefix}:scope:${scopeKey}:lease`;

@@ -4,7 +4,7 @@ import { TransportError } from '../http/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ProviderError } from '../sources/errors.ts';
 import type { Checkpoint, Source, TimeRange } from '../sources/source.ts';
-import { type Committer, LeaseLostError } from './commit.ts';
+import { type Committer, type IdConflict, LeaseLostError } from './commit.ts';
 import type { LeaseManager } from './lease.ts';
 import type { OutboxMonitor } from './outbox.ts';
 import type { PollOutcomeKind, ScopeStateStore } from './scope-state.ts';
@@ -220,6 +220,7 @@ export class Poller {
       metrics.eventsFetched.inc(labels, page.events.length);
       if (result.added.length > 0) metrics.eventsCommitted.inc(labels, result.added.length);
       if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
+      for (const conflict of result.conflicts) this.#idConflict(conflict, scope, log);
       for (const event of this.#deps.lane === 'backfill' ? [] : result.added) {
         metrics.lateArrivalSeconds.observe(
           { provider: scope.providerType },
@@ -236,6 +237,21 @@ export class Poller {
       signal.throwIfAborted();
     }
     return 'completed';
+  }
+
+  /** Never dropped, never silent: the variant was delivered, and operators hear that a copy differed. */
+  #idConflict(conflict: IdConflict, scope: ScopeSpec, log: Logger): void {
+    this.#deps.metrics.eventIdConflicts.inc({ provider: scope.providerType, scope_kind: scope.ref.kind });
+    log.warn(
+      {
+        provider: scope.provider,
+        eventId: conflict.event.originalId,
+        deliveredAs: conflict.event.id,
+        firstRawSha256: conflict.firstRawSha256,
+      },
+      `provider "${scope.provider}", scope ${scope.key}: event id ${conflict.event.originalId} came again with other bytes; ` +
+        'both copies are delivered, the later one under its own id with an id_conflict anomaly',
+    );
   }
 
   #paused(full: { sink: string; length: number }, scope: ScopeSpec, log: Logger): void {

@@ -16,6 +16,7 @@ export function indexTemplate(target: string, dataStream: boolean): Record<strin
         properties: {
           '@timestamp': { type: 'date_nanos' },
           id: keyword,
+          originalId: keyword,
           provider: keyword,
           scope: { properties: { kind: keyword, id: keyword } },
           time: { type: 'date_nanos' },
