@@ -1,7 +1,7 @@
 import { Agent, request } from 'undici';
 import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../config/bounded-file.ts';
 import { OriginRefusedError, safeUrl, TransportError, type TransportFailure } from './errors.ts';
-import { describeError, flattenHeaders, isTimeout, readBounded } from './undici.ts';
+import { describeError, flattenHeaders, isTimeout, readBoundedBytes } from './undici.ts';
 
 export interface TlsOptions {
   /** Extra PEM CA bundle to trust. */
@@ -35,7 +35,10 @@ export interface HttpResponse {
   readonly status: number;
   /** Lower-case header names; repeated headers joined with ", ". */
   readonly headers: Readonly<Record<string, string>>;
+  /** The body decoded as UTF-8 (invalid sequences become U+FFFD; `bytes` has what was sent). */
   readonly body: string;
+  /** The body exactly as received. */
+  readonly bytes: Buffer;
   readonly url: string;
 }
 
@@ -91,12 +94,18 @@ export class HttpClient {
         // must not carry our token. A 3xx reaches the caller as an unexpected status.
         signal,
       });
-      const body = await readBounded(
+      const bytes = await readBoundedBytes(
         response.body,
         this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY,
         (max) => new TransportError('too_large', `${where}: response larger than ${max} bytes, refused`),
       );
-      return { status: response.statusCode, headers: flattenHeaders(response.headers), body, url: url.href };
+      return {
+        status: response.statusCode,
+        headers: flattenHeaders(response.headers),
+        body: bytes.toString('utf8'),
+        bytes,
+        url: url.href,
+      };
     } catch (error) {
       if (error instanceof TransportError) throw error;
       if (req.signal?.aborted) throw new TransportError('aborted', `${where}: aborted`, { cause: error });

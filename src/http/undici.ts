@@ -15,6 +15,15 @@ export async function readBounded(
   maxBytes: number,
   tooLarge: (maxBytes: number) => Error,
 ): Promise<string> {
+  return (await readBoundedBytes(body, maxBytes, tooLarge)).toString('utf8');
+}
+
+/** readBounded, keeping the exact bytes (a provider's invalid UTF-8 must not be replaced unseen). */
+export async function readBoundedBytes(
+  body: AsyncIterable<Buffer>,
+  maxBytes: number,
+  tooLarge: (maxBytes: number) => Error,
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -22,7 +31,7 @@ export async function readBounded(
     if (size > maxBytes) throw tooLarge(maxBytes);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks, size).toString('utf8');
+  return Buffer.concat(chunks, size);
 }
 
 /** Lower-case header names; repeated headers joined with ", ". */

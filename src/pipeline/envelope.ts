@@ -46,8 +46,13 @@ export interface AuditEvent {
   readonly resource?: Resource;
   /** What was wrong with this event as the provider sent it, and what was derived instead. */
   readonly anomalies?: readonly string[];
-  /** The provider's JSON for this event, verbatim. */
+  /**
+   * The provider's JSON for this event, verbatim. When its bytes are not valid UTF-8 (JSON text cannot
+   * carry them), their decoding with U+FFFD in place of each invalid sequence, and `rawBytes` has them.
+   */
   readonly raw: string;
+  /** Only when the provider's bytes for this event are not valid UTF-8: exactly those bytes. */
+  readonly rawBytes?: Uint8Array;
 }
 
 /** An envelope as it travels through an outbox stream to one sink. */
@@ -66,6 +71,8 @@ export interface OutboxEvent {
 /**
  * One line of JSON: the envelope's fields, `seenAt`, a SHA-256 of the raw bytes (so anyone can check
  * later that `raw` is what the provider sent), then `raw` spliced in verbatim rather than re-encoded.
+ * Bytes that are not valid UTF-8 travel as `rawBase64` (standard alphabet, padded) before `raw`, and
+ * `rawSha256` is over them, not over the replacement characters in `raw`.
  */
 export function serializeEnvelope(event: AuditEvent, seenAtMs: number): string {
   const meta = {
@@ -82,13 +89,14 @@ export function serializeEnvelope(event: AuditEvent, seenAtMs: number): string {
     resource: event.resource,
     anomalies: event.anomalies && event.anomalies.length > 0 ? event.anomalies : undefined,
     rawSha256: rawSha256(event),
+    rawBase64: event.rawBytes ? Buffer.from(event.rawBytes).toString('base64') : undefined,
   };
   return `${JSON.stringify(meta).slice(0, -1)},"raw":${singleLine(event.raw)}}`;
 }
 
 /** SHA-256 of the provider's bytes of the event: what `rawSha256` says and the seen-set remembers per id. */
 export function rawSha256(event: AuditEvent): string {
-  return sha256Hex(event.raw);
+  return event.rawBytes ? createHash('sha256').update(event.rawBytes).digest('hex') : sha256Hex(event.raw);
 }
 
 export function sha256Hex(text: string): string {

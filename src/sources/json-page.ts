@@ -3,6 +3,8 @@
  * envelope against the provider's schema, and keep each listed element's exact bytes next to its
  * parsed value (an audit record must reach the sink as the provider wrote it; see json-spans.ts).
  */
+import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { ProviderError } from './errors.ts';
 import { arrayElementSpans } from './json-spans.ts';
@@ -22,19 +24,32 @@ export class MalformedPageError extends Error {
 export interface RawElement {
   readonly index: number;
   readonly value: unknown;
-  /** The element's JSON text exactly as it appeared in the response. */
+  /**
+   * The element's JSON text exactly as it appeared in the response; when its bytes are not valid
+   * UTF-8, their decoding with U+FFFD in place of each invalid sequence (and `bytes` holds them).
+   */
   readonly raw: string;
+  /** Only when the element's bytes are not valid UTF-8: exactly those bytes. */
+  readonly bytes?: Buffer;
 }
 
 /**
  * Parses `body` with `schema` and locates the elements of its top-level array `key` in the text.
  * Throws MalformedPageError when the body is not JSON, does not match, or its elements cannot be found.
+ *
+ * Given the response's bytes, they are checked before anything decodes them: a body that is not valid
+ * UTF-8 is parsed from its lossy decoding (U+FFFD), but each element's exact bytes are cut out of the
+ * bytes themselves and kept where they are not valid UTF-8, so nothing the provider sent is altered
+ * unseen. The cut works on a latin1 view of the bytes (one character per byte, so indices are byte
+ * offsets): JSON's structure is ASCII, and bytes of 0x80 and above only occur inside strings.
  */
 export function parseJsonPage<K extends string, T extends { readonly [P in K]: readonly unknown[] }>(
-  body: string,
+  input: string | Buffer,
   schema: z.ZodType<T>,
   key: K,
 ): { readonly page: T; readonly elements: RawElement[] } {
+  const bytes = typeof input === 'string' || isUtf8(input) ? undefined : input;
+  const body = typeof input === 'string' ? input : input.toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -50,25 +65,59 @@ export function parseJsonPage<K extends string, T extends { readonly [P in K]: r
     throw new MalformedPageError('invalid_response', `unexpected response shape: ${problems.join('; ')}`);
   }
   const list = parsed.data[key];
-  const spans = arrayElementSpans(body, key);
+  const spans = arrayElementSpans(bytes === undefined ? body : bytes.toString('latin1'), key);
   if (!spans || spans.length !== list.length) {
     throw new MalformedPageError('invalid_response', `could not locate the ${key} in the response text`);
   }
-  const elements = list.map((value, index) => {
+  const elements = list.map((value, index): RawElement => {
     const [start, end] = spans[index] as [number, number];
-    return { index, value, raw: body.slice(start, end) };
+    if (bytes === undefined) return { index, value, raw: body.slice(start, end) };
+    const exact = Buffer.from(bytes.subarray(start, end));
+    return isUtf8(exact)
+      ? { index, value, raw: exact.toString('utf8') }
+      : { index, value, raw: exact.toString('utf8'), bytes: exact };
   });
   return { page: parsed.data, elements };
+}
+
+/**
+ * The envelope's `raw`, `rawBytes` and `anomalies` of an element (`anomalies` as the mapper collected
+ * them). Bytes that are not valid UTF-8 are kept exactly and flagged with an `invalid_utf8` anomaly,
+ * because `raw` then shows U+FFFD where the provider sent something else.
+ */
+export function rawAndAnomalies(
+  element: RawElement,
+  anomalies: readonly string[],
+): { readonly raw: string; readonly rawBytes?: Buffer; readonly anomalies?: readonly string[] } {
+  const all =
+    element.bytes === undefined
+      ? anomalies
+      : [
+          ...anomalies,
+          'invalid_utf8: the provider sent bytes that are not valid UTF-8; rawBase64 holds them exactly, raw shows U+FFFD in place of each invalid sequence',
+        ];
+  return {
+    ...(all.length > 0 ? { anomalies: all } : {}),
+    raw: element.raw,
+    ...(element.bytes === undefined ? {} : { rawBytes: element.bytes }),
+  };
+}
+
+/** SHA-256 of the element's exact bytes (a stable fallback id and strike key). */
+export function elementSha256(element: RawElement): string {
+  return createHash('sha256')
+    .update(element.bytes ?? Buffer.from(element.raw, 'utf8'))
+    .digest('hex');
 }
 
 /**
  * Runs a provider's page parser for a poll: a malformed page fails the poll as a ProviderError naming
  * the request, and since nothing of it was committed the next poll reads it again.
  */
-export function parsePageForPoll<P>(
+export function parsePageForPoll<P, B extends string | Buffer>(
   provider: string,
-  parse: (body: string) => P,
-  body: string,
+  parse: (body: B) => P,
+  body: B,
   where: string,
 ): P {
   try {

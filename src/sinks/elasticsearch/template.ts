@@ -28,6 +28,8 @@ export function indexTemplate(target: string, dataStream: boolean): Record<strin
           resource: { properties: { id: keyword, name: keyword, type: keyword } },
           anomalies: keyword,
           rawSha256: keyword,
+          // The provider's exact bytes where they are not valid UTF-8: kept in _source, never indexed.
+          rawBase64: { type: 'binary' },
           raw: { type: 'object', enabled: false },
         },
       },

@@ -83,10 +83,10 @@ export class ProjectLogsClient {
   }
 
   /** Fetches one page; returns the raw body for byte-exact entry extraction. */
-  async fetchPage(url: URL, token: Secret, what: string, signal: AbortSignal, log: Logger): Promise<string> {
+  async fetchPage(url: URL, token: Secret, what: string, signal: AbortSignal, log: Logger): Promise<Buffer> {
     for (let attempt = 1; ; attempt++) {
       const result = await this.#tryOnce(url, token, what, signal);
-      if (typeof result === 'string') return result;
+      if (Buffer.isBuffer(result)) return result;
       await backOffOrThrow(result, attempt, this.#settings.retry, signal, log);
     }
   }
@@ -97,7 +97,7 @@ export class ProjectLogsClient {
     token: Secret,
     what: string,
     signal: AbortSignal,
-  ): Promise<string | ProviderError> {
+  ): Promise<Buffer | ProviderError> {
     const started = performance.now();
     const request = `GET ${safeUrl(url)}`;
     try {
@@ -107,7 +107,7 @@ export class ProjectLogsClient {
         signal,
       });
       this.#observe(response.status, started);
-      if (response.status === 200) return response.body;
+      if (response.status === 200) return response.bytes;
       const classified = reasonForStatus(response.status);
       // The token implies the project, so a 404 never means "scope gone" (a deleted project's token
       // stops authenticating: 401); it is a path or cursor the API does not know.

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import type { Actor, AuditEvent, Resource, ScopeRef } from '../../pipeline/envelope.ts';
 import { asRecord, compact, describeType, optional, str } from '../event-fields.ts';
-import { parseJsonPage, type RawElement } from '../json-page.ts';
+import { parseJsonPage, type RawElement, rawAndAnomalies } from '../json-page.ts';
 import { parseRfc3339, type Timestamp } from '../timestamp.ts';
 
 const pageSchema = z.object({
@@ -30,7 +30,7 @@ export interface ParsedPage {
 /** What parsePage throws; shared by the providers, exported here so callers need only this module. */
 export { MalformedPageError } from '../json-page.ts';
 
-export function parsePage(body: string): ParsedPage {
+export function parsePage(body: string | Buffer): ParsedPage {
   const { page, elements } = parseJsonPage(body, pageSchema, 'results');
   return { entries: elements, next: page.next ?? undefined, pollMore: page.poll_more ?? undefined };
 }
@@ -96,8 +96,7 @@ export function toAuditEvent(
     ...optional('actor', actor),
     ...optional('sourceIp', str(sourceIp)),
     ...optional('resource', resource),
-    ...(anomalies.length > 0 ? { anomalies } : {}),
-    raw: entry.raw,
+    ...rawAndAnomalies(entry, anomalies),
   };
 }
 

@@ -1,6 +1,5 @@
-import { sha256Hex } from '../../pipeline/envelope.ts';
 import { ProviderError } from '../errors.ts';
-import { parsePageForPoll } from '../json-page.ts';
+import { elementSha256, parsePageForPoll } from '../json-page.ts';
 import type {
   Checkpoint,
   Page,
@@ -100,7 +99,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const current = read.url;
       requested.add(current.href);
       const requestedAtMs = ctx.now();
-      let body: string;
+      let body: Buffer;
       try {
         body = await this.#client.fetchPage(current, token, where, ctx.signal, ctx.log);
       } catch (error) {
@@ -265,7 +264,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const summary = defects.map(
         (d) => `results[${entry.index}]${d.field === 'entry' ? '' : `.${d.field}`}: ${d.message}`,
       );
-      const strikes = this.#strikes.strike(sha256Hex(entry.raw));
+      const strikes = this.#strikes.strike(elementSha256(entry));
       if (strikes < STRIKES_BEFORE_ACCEPTING) {
         throw new ProviderError({
           provider: 'cloudscale',

@@ -50,11 +50,16 @@ export class StackitApi {
 
   /** GETs `url` (on the base's origin) and returns the body of a 200. `what` names the target in messages. */
   async get(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<string> {
+    return (await this.getBytes(url, what, lane, signal, log)).toString('utf8');
+  }
+
+  /** `get`, returning the body's exact bytes (audit entries are kept as sent, invalid UTF-8 included). */
+  async getBytes(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<Buffer> {
     const { attempts } = this.#o.retry;
     let reminted = false;
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#tryOnce(url, what, lane, signal);
-      if (typeof outcome === 'string') return outcome;
+      if (Buffer.isBuffer(outcome)) return outcome;
       const { error, token } = outcome;
 
       if (error.status === 401) {
@@ -100,7 +105,7 @@ export class StackitApi {
     what: string,
     lane: Lane,
     signal: AbortSignal,
-  ): Promise<string | { error: ProviderError; token?: string }> {
+  ): Promise<Buffer | { error: ProviderError; token?: string }> {
     const bucket = this.#o.bucket;
     if (bucket) await bucket.take(lane, signal);
     let token: string;
@@ -120,7 +125,7 @@ export class StackitApi {
       });
       this.#observe(response.status, started);
       if (response.status !== 429) await bucket?.succeeded();
-      if (response.status === 200) return response.body;
+      if (response.status === 200) return response.bytes;
       const { reason, retryable } = reasonForStatus(response.status);
       const detail = errorMessageOf(response.body);
       return {

@@ -30,13 +30,13 @@ export class AuditLogClient {
     lane: Lane,
     signal: AbortSignal,
     log: Logger,
-  ): Promise<string> {
+  ): Promise<Buffer> {
     const url = new URL(`v2/${COLLECTION[scope.kind]}/${encodeURIComponent(scope.id)}`, this.#api.base);
     url.searchParams.set('start-time-range', new Date(window.startMs).toISOString());
     url.searchParams.set('end-time-range', new Date(window.endMs).toISOString());
     url.searchParams.set('limit', String(PAGE_LIMIT));
     if (cursor !== undefined) url.searchParams.set('cursor', cursor);
-    return this.#api.get(url, `stackit ${scope.kind} ${scope.id}`, lane, signal, log);
+    return this.#api.getBytes(url, `stackit ${scope.kind} ${scope.id}`, lane, signal, log);
   }
 
   close(): Promise<void> {

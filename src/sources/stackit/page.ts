@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Actor, AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
 import { asRecord, compact, describeType, optional, str } from '../event-fields.ts';
-import { parseJsonPage, type RawElement } from '../json-page.ts';
+import { parseJsonPage, type RawElement, rawAndAnomalies } from '../json-page.ts';
 import { parseRfc3339 } from '../timestamp.ts';
 
 /** The page envelope (`ListAuditLogEntriesResponse`); unknown fields are tolerated, as the SDKs do. */
@@ -21,7 +21,7 @@ export interface ParsedPage {
 /** What parsePage throws; shared by the providers, exported here so callers need only this module. */
 export { MalformedPageError } from '../json-page.ts';
 
-export function parsePage(body: string): ParsedPage {
+export function parsePage(body: string | Buffer): ParsedPage {
   const { page, elements } = parseJsonPage(body, pageSchema, 'items');
   return { items: elements, cursor: page.cursor ?? undefined };
 }
@@ -88,8 +88,7 @@ export function toAuditEvent(item: RawItem, scope: ScopeRef, fallbacks: Fallback
       'resource',
       compact({ id: str(value.resourceId), name: str(value.resourceName), type: str(value.eventSource) }),
     ),
-    ...(anomalies.length > 0 ? { anomalies } : {}),
-    raw: item.raw,
+    ...rawAndAnomalies(item, anomalies),
   };
 }
 

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Lane } from '../../http/rate-budget.ts';
-import { type AuditEvent, type ScopeRef, sha256Hex } from '../../pipeline/envelope.ts';
+import type { AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError } from '../errors.ts';
-import { parsePageForPoll } from '../json-page.ts';
+import { elementSha256, parsePageForPoll } from '../json-page.ts';
 import type {
   Checkpoint,
   DiscoveredScope,
@@ -352,7 +352,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
     ctx: PullContext,
   ) {
     const defects = itemDefects(item.value);
-    const fallbacks = { id: `sha256:${sha256Hex(item.raw)}`, timeMs: window.startMs };
+    const fallbacks = { id: `sha256:${elementSha256(item)}`, timeMs: window.startMs };
     if (defects.length > 0) {
       const summary = defects.map(
         (d) => `items[${item.index}].${d.field === 'item' ? '' : d.field}: ${d.message}`,
