@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { VERSION } from '../version.ts';
 
 const PREFIX = 'auditlog_';
 
@@ -299,13 +300,35 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: `${PREFIX}build_info`,
+    help: "Always 1; the labels say which build runs: version, revision (the image's git commit) and Node version.",
+    labelNames: ['version', 'revision', 'node_version'] as const,
+    registers: [this.registry],
+  });
+
   /** Per-scope labels on per-scope gauges; off for fleets with tens of thousands of scopes. */
   readonly perScope: boolean;
   readonly #beforeScrape: Array<() => Promise<void>> = [];
 
-  constructor(options: { perScope?: boolean; processMetrics?: boolean } = {}) {
+  constructor(options: { perScope?: boolean; processMetrics?: boolean; revision?: string } = {}) {
     this.perScope = options.perScope ?? true;
-    if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    this.buildInfo.set(
+      {
+        version: VERSION,
+        revision: options.revision ?? (process.env.AUDITLOG_REVISION || 'unknown'),
+        node_version: process.versions.node,
+      },
+      1,
+    );
+    if (options.processMetrics ?? false) {
+      collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+      // prom-client still exports these deprecated copies of nodejs_active_{handles,requests,resources}:
+      // gauges named *_total, which `promtool check metrics` rejects. The unsuffixed ones stay.
+      for (const name of ['active_handles', 'active_requests', 'active_resources']) {
+        this.registry.removeSingleMetric(`${PREFIX}nodejs_${name}_total`);
+      }
+    }
   }
 
   /** Registers work that refreshes gauges from shared state (Redis) right before each scrape. */
