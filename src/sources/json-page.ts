@@ -20,6 +20,13 @@ export class MalformedPageError extends Error {
   }
 }
 
+/**
+ * Nesting deeper than this is refused wherever the shipper walks JSON with recursive code (canonical
+ * JSON, mappers): 100,000 levels overflow the stack. No real audit entry comes near it; one that does
+ * is treated like any other malformed item (strikes, then shipped with an anomaly).
+ */
+export const MAX_JSON_DEPTH = 128;
+
 /** One element of the page's list. */
 export interface RawElement {
   readonly index: number;
@@ -31,6 +38,8 @@ export interface RawElement {
   readonly raw: string;
   /** Only when the element's bytes are not valid UTF-8: exactly those bytes. */
   readonly bytes?: Buffer;
+  /** How deeply the element nests (a scalar is 0); more than MAX_JSON_DEPTH makes it malformed. */
+  readonly depth: number;
 }
 
 /**
@@ -65,19 +74,32 @@ export function parseJsonPage<K extends string, T extends { readonly [P in K]: r
     throw new MalformedPageError('invalid_response', `unexpected response shape: ${problems.join('; ')}`);
   }
   const list = parsed.data[key];
-  const spans = arrayElementSpans(bytes === undefined ? body : bytes.toString('latin1'), key);
-  if (!spans || spans.length !== list.length) {
+  const depths: number[] = [];
+  const spans = arrayElementSpans(bytes === undefined ? body : bytes.toString('latin1'), key, depths);
+  if (!spans || spans.length !== list.length || depths.length !== list.length) {
     throw new MalformedPageError('invalid_response', `could not locate the ${key} in the response text`);
   }
   const elements = list.map((value, index): RawElement => {
     const [start, end] = spans[index] as [number, number];
-    if (bytes === undefined) return { index, value, raw: body.slice(start, end) };
+    const depth = depths[index] as number;
+    if (bytes === undefined) return { index, value, raw: body.slice(start, end), depth };
     const exact = Buffer.from(bytes.subarray(start, end));
     return isUtf8(exact)
-      ? { index, value, raw: exact.toString('utf8') }
-      : { index, value, raw: exact.toString('utf8'), bytes: exact };
+      ? { index, value, raw: exact.toString('utf8'), depth }
+      : { index, value, raw: exact.toString('utf8'), bytes: exact, depth };
   });
   return { page: parsed.data, elements };
+}
+
+/**
+ * What is wrong with the element as a whole, whatever the provider: nesting too deep to walk. The
+ * sources fail a poll on it (naming provider, scope and page) and, if the provider keeps sending it,
+ * ship it with this as an anomaly.
+ */
+export function structureDefect(element: RawElement): string | undefined {
+  return element.depth > MAX_JSON_DEPTH
+    ? `nested ${element.depth} levels deep, more than the ${MAX_JSON_DEPTH} the shipper walks`
+    : undefined;
 }
 
 /**
@@ -89,13 +111,14 @@ export function rawAndAnomalies(
   element: RawElement,
   anomalies: readonly string[],
 ): { readonly raw: string; readonly rawBytes?: Buffer; readonly anomalies?: readonly string[] } {
-  const all =
-    element.bytes === undefined
-      ? anomalies
-      : [
-          ...anomalies,
-          'invalid_utf8: the provider sent bytes that are not valid UTF-8; rawBase64 holds them exactly, raw shows U+FFFD in place of each invalid sequence',
-        ];
+  const all = [...anomalies];
+  const structure = structureDefect(element);
+  if (structure !== undefined) all.push(`too_deep: ${structure}`);
+  if (element.bytes !== undefined) {
+    all.push(
+      'invalid_utf8: the provider sent bytes that are not valid UTF-8; rawBase64 holds them exactly, raw shows U+FFFD in place of each invalid sequence',
+    );
+  }
   return {
     ...(all.length > 0 ? { anomalies: all } : {}),
     raw: element.raw,

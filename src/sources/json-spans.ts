@@ -5,9 +5,15 @@
  * wrote it.
  *
  * The text must already have passed JSON.parse; this scanner relies on that and only tracks strings
- * and nesting. Like JSON.parse, it takes the last occurrence of a repeated key.
+ * and nesting. Like JSON.parse, it takes the last occurrence of a repeated key. It never recurses, so
+ * any depth is safe here; `depths`, when given, receives each element's nesting depth (a scalar is 0,
+ * `[]` and `{}` are 1), so callers can refuse what their own recursive code could not walk.
  */
-export function arrayElementSpans(json: string, key: string): Array<[number, number]> | undefined {
+export function arrayElementSpans(
+  json: string,
+  key: string,
+  depths?: number[],
+): Array<[number, number]> | undefined {
   let i = skipWs(json, 0);
   if (json[i] !== '{') return undefined;
   i++;
@@ -23,6 +29,7 @@ export function arrayElementSpans(json: string, key: string): Array<[number, num
     i = skipWs(json, i);
     if (name === key && json[i] === '[') {
       const spans: Array<[number, number]> = [];
+      if (depths) depths.length = 0;
       i++;
       for (;;) {
         i = skipWs(json, i);
@@ -31,7 +38,7 @@ export function arrayElementSpans(json: string, key: string): Array<[number, num
           break;
         }
         const start = i;
-        i = skipValue(json, i);
+        i = skipValue(json, i, depths);
         spans.push([start, i]);
         i = skipWs(json, i);
         if (json[i] === ',') i++;
@@ -70,26 +77,35 @@ function skipString(s: string, i: number): number {
   }
 }
 
-function skipValue(s: string, i: number): number {
+/** Skips one value; with `depths`, appends its maximum nesting depth. */
+function skipValue(s: string, i: number, depths?: number[]): number {
   const first = s.charCodeAt(i);
-  if (first === QUOTE) return skipString(s, i);
   if (first === OPEN_OBJECT || first === OPEN_ARRAY) {
     let depth = 0;
+    let deepest = 0;
     while (i < s.length) {
       const c = s.charCodeAt(i);
       if (c === QUOTE) {
         i = skipString(s, i);
         continue;
       }
-      if (c === OPEN_OBJECT || c === OPEN_ARRAY) depth++;
-      else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+        depth++;
+        if (depth > deepest) deepest = depth;
+      } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
         depth--;
-        if (depth === 0) return i + 1;
+        if (depth === 0) {
+          depths?.push(deepest);
+          return i + 1;
+        }
       }
       i++;
     }
+    depths?.push(deepest);
     return i;
   }
+  depths?.push(0);
+  if (first === QUOTE) return skipString(s, i);
   // A number, true, false or null: runs until a delimiter.
   while (i < s.length) {
     const c = s.charCodeAt(i);

@@ -12,6 +12,7 @@
  * or a twin on the next page, gets the same number as before.
  */
 import { sha256Hex } from '../../pipeline/envelope.ts';
+import { elementSha256, type RawElement, structureDefect } from '../json-page.ts';
 import { canonicalJson } from './canonical.ts';
 
 /** Entries remembered for numbering identical ones; twins sit next to each other in primary-key order. */
@@ -29,9 +30,22 @@ export class EntryIds {
     this.#recent = recent.slice(-RECENT_LIMIT);
   }
 
-  /** The id of the next entry of the stream, in the order the API returned it. */
+  /**
+   * The id of the next entry of the stream, in the order the API returned it. An entry nested too deeply
+   * to canonicalize (accepted after its strikes) is identified by a hash of its exact bytes instead.
+   */
+  nextOf(entry: RawElement): string {
+    return structureDefect(entry) === undefined
+      ? this.next(entry.value)
+      : this.#number(`bytes:${elementSha256(entry)}`);
+  }
+
+  /** The id of the next entry of the stream (a parsed value), in the order the API returned it. */
   next(entry: unknown): string {
-    const canonical = canonicalJson(entry);
+    return this.#number(canonicalJson(entry));
+  }
+
+  #number(canonical: string): string {
     const first = sha256Hex(`${this.#project}\n${canonical}`);
     const digest = first.slice(0, DIGEST_CHARS);
     let occurrence = 1;

@@ -1,5 +1,5 @@
 import { ProviderError } from '../errors.ts';
-import { elementSha256, parsePageForPoll } from '../json-page.ts';
+import { elementSha256, parsePageForPoll, structureDefect } from '../json-page.ts';
 import type {
   Checkpoint,
   Page,
@@ -130,7 +130,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const ids = new EntryIds(project, before.recent);
       let hwmMs = before.hwmMs;
       const events = page.entries.map((entry) => {
-        const event = this.#toEvent(entry, scope, ids.next(entry.value), requestedAtMs, where, ctx);
+        const event = this.#toEvent(entry, scope, ids, requestedAtMs, where, ctx);
         const time = entryTime(entry.value);
         // Capped at the clock: one entry dated in the future must not move a restart point past data.
         if (time) hwmMs = Math.max(hwmMs ?? time.ms, Math.min(time.ms, ctx.now()));
@@ -254,12 +254,14 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
   #toEvent(
     entry: RawEntry,
     scope: PollScope<CloudscaleScopeSettings>,
-    id: string,
+    ids: EntryIds,
     fetchedAtMs: number,
     where: string,
     ctx: PullContext,
   ) {
-    const defects = entryDefects(entry.value);
+    const structure = structureDefect(entry);
+    const defects =
+      structure === undefined ? entryDefects(entry.value) : [{ field: 'entry', message: structure }];
     if (defects.length > 0) {
       const summary = defects.map(
         (d) => `results[${entry.index}]${d.field === 'entry' ? '' : `.${d.field}`}: ${d.message}`,
@@ -276,11 +278,11 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
         });
       }
       ctx.log.warn(
-        { scope: scope.key, eventId: id, defects: summary },
+        { scope: scope.key, defects: summary },
         `${where}: shipping an entry the API keeps sending malformed, with its defects recorded as anomalies`,
       );
     }
-    return toAuditEvent(entry, scope.ref, id, fetchedAtMs);
+    return toAuditEvent(entry, scope.ref, ids.nextOf(entry), fetchedAtMs);
   }
 
   #reportExpired(what: string, expiredMs: number, edgeMs: number, ctx: PullContext): void {

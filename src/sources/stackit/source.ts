@@ -4,7 +4,7 @@ import type { Lane } from '../../http/rate-budget.ts';
 import type { AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError } from '../errors.ts';
-import { elementSha256, parsePageForPoll } from '../json-page.ts';
+import { elementSha256, parsePageForPoll, structureDefect } from '../json-page.ts';
 import type {
   Checkpoint,
   DiscoveredScope,
@@ -351,7 +351,11 @@ export class StackitSource implements Source<StackitScopeSettings> {
     where: string,
     ctx: PullContext,
   ) {
-    const defects = itemDefects(item.value);
+    const structure = structureDefect(item);
+    const defects = [
+      ...(structure === undefined ? [] : [{ field: 'item' as const, message: structure }]),
+      ...itemDefects(item.value),
+    ];
     const fallbacks = { id: `sha256:${elementSha256(item)}`, timeMs: window.startMs };
     if (defects.length > 0) {
       const summary = defects.map(

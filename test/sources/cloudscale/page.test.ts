@@ -64,7 +64,7 @@ describe('entry defects', () => {
 
 describe('normalizing an entry', () => {
   const event = (value: unknown, raw = JSON.stringify(value)) =>
-    toAuditEvent({ index: 0, value, raw }, SCOPE, 'id-1', Date.UTC(2026, 0, 1));
+    toAuditEvent({ index: 0, value, raw, depth: 1 }, SCOPE, 'id-1', Date.UTC(2026, 0, 1));
 
   it('maps the known fields and keeps raw untouched', () => {
     const e = event(JSON.parse(E1), E1);
