@@ -44,8 +44,8 @@ export {
   STACKIT_RETENTION_MS,
   StackitAuditLog,
 } from './stackit/audit-log.ts';
-export type { IdentityStats, ServiceAccountKeyDocument } from './stackit/identity.ts';
-export { STACKIT_SIM_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
+export type { IdentityStats, ServiceAccountKeyDocument, WorkloadIssuer } from './stackit/identity.ts';
+export { STACKIT_SIM_AUDIENCE, STACKIT_WIF_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
 export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
 export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
 export type { DelayOptions, ScopeRef } from './traffic.ts';

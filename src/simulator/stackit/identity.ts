@@ -6,6 +6,11 @@
  * (research/providers.md §2.3): 400 `ErrorResponse`, 401/403 `AuthError`. Keys can be created (the
  * simulator generates the pair, as STACKIT does), registered (a user-provided public key) and deleted,
  * and issued tokens revoked, to drive every failure the shipper must survive.
+ *
+ * Workload Identity Federation too (`POST /oauth/v2/token`, as stackit-sdk-go's workload identity flow
+ * calls it): `federate()` trusts an OIDC issuer (a Kubernetes cluster) for a service account and returns
+ * that issuer, which mints projected tokens as the kubelet would; the endpoint verifies the token's RS256
+ * signature, issuer, audience, subject and expiry and answers OAuth 2.0 errors (RFC 6749 §5.2).
  */
 import {
   createHmac,
@@ -14,6 +19,7 @@ import {
   type KeyObject,
   randomBytes,
   randomUUID,
+  sign,
   verify,
 } from 'node:crypto';
 import type { SimClock } from '../clock.ts';
@@ -28,6 +34,29 @@ const MAX_ASSERTION_LIFETIME_S = 3_600;
 /** Tolerated clock difference for `iat`. */
 const CLOCK_LEEWAY_S = 60;
 const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+const WIF_GRANT_TYPE = 'client_credentials';
+const WIF_ASSERTION_TYPE = 'urn:schwarz:params:oauth:client-assertion-type:workload-jwt';
+/** The audience STACKIT's federation expects by default (stackit-pod-identity-webhook). */
+export const STACKIT_WIF_AUDIENCE = 'sts.accounts.stackit.cloud';
+
+/** A trusted OIDC issuer of one service account: what STACKIT calls a federated identity provider. */
+interface Federation {
+  readonly serviceAccountId: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly subject: string;
+  readonly publicKey: KeyObject;
+}
+
+/** An OIDC issuer the simulator plays (a cluster's service-account issuer): it mints projected tokens. */
+export interface WorkloadIssuer {
+  readonly serviceAccountEmail: string;
+  readonly serviceAccountId: string;
+  readonly issuer: string;
+  readonly subject: string;
+  /** A projected token (RS256 JWT) as the kubelet writes it; override claims to forge wrong ones. */
+  issueToken(options?: { ttlMs?: number; subject?: string; audience?: string; issuer?: string }): string;
+}
 
 /** The key document STACKIT returns on key creation (`CreateServiceAccountKeyResponse`). */
 export interface ServiceAccountKeyDocument {
@@ -98,6 +127,8 @@ export class StackitIdentity implements SimModule {
   #staticToken: string;
   readonly #deps: IdentityDeps;
   readonly #keys = new Map<string, RegisteredKey>();
+  /** Federations by service account e-mail (lower-case). */
+  readonly #federations = new Map<string, Federation[]>();
   readonly #tokens = new Map<string, IssuedToken>();
   readonly #secret = randomBytes(32);
   readonly #disabled = new Set<string>();
@@ -116,7 +147,13 @@ export class StackitIdentity implements SimModule {
         name: 'stackit.token',
         methods: ['POST'],
         path: /^\/token$/,
-        handle: (ctx) => this.#tokenRoute(ctx),
+        handle: (ctx) => this.#tokenRoute(ctx, (c) => this.#exchange(c)),
+      },
+      {
+        name: 'stackit.wif-token',
+        methods: ['POST'],
+        path: /^\/oauth\/v2\/token$/,
+        handle: (ctx) => this.#tokenRoute(ctx, (c) => this.#exchangeFederated(c)),
       },
     ];
   }
@@ -131,6 +168,63 @@ export class StackitIdentity implements SimModule {
 
   get tokenUrl(): string {
     return `${this.baseUrl}/token`;
+  }
+
+  /** The workload identity federation endpoint (`auth.workloadIdentity.tokenEndpoint`). */
+  get federatedTokenUrl(): string {
+    return `${this.baseUrl}/oauth/v2/token`;
+  }
+
+  /**
+   * Trusts a new OIDC issuer for a service account (by default a fresh one), for tokens with `subject`
+   * (default `system:serviceaccount:auditlog:auditlog-shipper`) and the STACKIT audience.
+   */
+  federate(
+    options: {
+      email?: string;
+      serviceAccountId?: string;
+      issuer?: string;
+      subject?: string;
+      audience?: string;
+    } = {},
+  ): WorkloadIssuer {
+    const serviceAccountId = options.serviceAccountId ?? randomUUID();
+    const serviceAccountEmail = options.email ?? `sa-${serviceAccountId.slice(0, 8)}@sa.stackit.cloud`;
+    const issuer = options.issuer ?? `https://oidc.cluster-${randomUUID().slice(0, 8)}.example`;
+    const subject = options.subject ?? 'system:serviceaccount:auditlog:auditlog-shipper';
+    const audience = options.audience ?? STACKIT_WIF_AUDIENCE;
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const federation: Federation = { serviceAccountId, issuer, audience, subject, publicKey };
+    const key = serviceAccountEmail.toLowerCase();
+    this.#federations.set(key, [...(this.#federations.get(key) ?? []), federation]);
+    const clock = this.#deps.clock;
+    return {
+      serviceAccountEmail,
+      serviceAccountId,
+      issuer,
+      subject,
+      issueToken: (claims = {}) => {
+        const iat = Math.floor(clock.simNow() / 1000);
+        const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'sim' })).toString(
+          'base64url',
+        );
+        const payload = Buffer.from(
+          JSON.stringify({
+            iss: claims.issuer ?? issuer,
+            sub: claims.subject ?? subject,
+            aud: [claims.audience ?? audience],
+            iat,
+            nbf: iat,
+            exp: iat + Math.floor((claims.ttlMs ?? 3_600_000) / 1000),
+            jti: randomUUID(),
+          }),
+        ).toString('base64url');
+        const signature = sign('sha256', Buffer.from(`${header}.${payload}`), privateKey).toString(
+          'base64url',
+        );
+        return `${header}.${payload}.${signature}`;
+      },
+    };
   }
 
   /**
@@ -263,9 +357,9 @@ export class StackitIdentity implements SimModule {
 
   // ---------------------------------------------------------------- the token endpoint
 
-  #tokenRoute(ctx: RouteContext): SimReply {
+  #tokenRoute(ctx: RouteContext, exchange: (ctx: RouteContext) => SimResponse): SimReply {
     ctx.observe({
-      route: 'stackit.token',
+      route: ctx.url.pathname === '/token' ? 'stackit.token' : 'stackit.wif-token',
       scope: null,
       scopeKey: null,
       startRange: null,
@@ -279,7 +373,7 @@ export class StackitIdentity implements SimModule {
     if (fault?.type === 'status') {
       return jsonReply(fault.status, { message: 'Service Unavailable', status: String(fault.status) });
     }
-    const reply = this.#exchange(ctx);
+    const reply = exchange(ctx);
     return fault?.type === 'slow' ? { ...reply, delayMs: fault.delayMs } : reply;
   }
 
@@ -340,17 +434,22 @@ export class StackitIdentity implements SimModule {
       return this.#bad(path, 'lifetime', `assertion lifetime exceeds ${MAX_ASSERTION_LIFETIME_S} s`);
     }
 
+    return this.#issue(key.sub);
+  }
+
+  /** An access token for a service account, in the token endpoint's answer. */
+  #issue(serviceAccountId: string): SimResponse {
     const nowMs = this.#deps.clock.simNow();
     const ttlMs = Math.max(1_000, this.accessTokenTtlMs);
     const token = this.#sign({
       iss: 'stackit-simulator',
-      sub: key.sub,
+      sub: serviceAccountId,
       iat: Math.floor(nowMs / 1000),
       exp: Math.floor((nowMs + ttlMs) / 1000),
       jti: randomUUID(),
     });
     this.#prune(nowMs);
-    this.#tokens.set(token, { principal: `sa:${key.sub}`, expiresAtMs: nowMs + ttlMs });
+    this.#tokens.set(token, { principal: `sa:${serviceAccountId}`, expiresAtMs: nowMs + ttlMs });
     remember(this.#accessTokens, token);
     this.#issued++;
     return jsonReply(200, {
@@ -360,6 +459,70 @@ export class StackitIdentity implements SimModule {
       scope: '',
       token_type: 'Bearer',
     });
+  }
+
+  /** Workload identity federation: a projected token of a trusted issuer for the service account. */
+  #exchangeFederated(ctx: RouteContext): SimResponse {
+    const type = String(ctx.req.headers['content-type'] ?? '');
+    if (!type.startsWith('application/x-www-form-urlencoded')) {
+      return this.#oauthError(
+        400,
+        'invalid_request',
+        'Content-Type must be application/x-www-form-urlencoded',
+      );
+    }
+    const form = new URLSearchParams(ctx.body);
+    const grant = form.get('grant_type');
+    if (grant !== WIF_GRANT_TYPE) {
+      return this.#oauthError(
+        400,
+        'unsupported_grant_type',
+        `unsupported grant_type ${JSON.stringify(grant)}`,
+      );
+    }
+    if (form.get('client_assertion_type') !== WIF_ASSERTION_TYPE) {
+      return this.#oauthError(400, 'invalid_request', 'unsupported client_assertion_type');
+    }
+    const assertion = form.get('client_assertion');
+    const clientId = form.get('client_id');
+    if (!assertion || !clientId) {
+      return this.#oauthError(400, 'invalid_request', 'client_assertion and client_id are required');
+    }
+    remember(this.#assertions, assertion);
+    const federations = this.#federations.get(clientId.toLowerCase()) ?? [];
+    if (federations.length === 0) {
+      return this.#oauthError(401, 'invalid_client', `no federated identity provider for ${clientId}`);
+    }
+    const parts = assertion.split('.');
+    const header = parts.length === 3 ? decodeSegment(parts[0] as string) : undefined;
+    const claims = parts.length === 3 ? decodeSegment(parts[1] as string) : undefined;
+    if (header === undefined || claims === undefined) {
+      return this.#oauthError(401, 'invalid_client', 'client_assertion is not a JWT');
+    }
+    if (header.alg !== 'RS256')
+      return this.#oauthError(401, 'invalid_client', 'unsupported signing algorithm');
+    const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const signature = Buffer.from(parts[2] as string, 'base64url');
+    const trusted = federations.find((f) => f.issuer === claims.iss);
+    if (trusted === undefined) return this.#oauthError(401, 'invalid_client', 'issuer is not trusted');
+    if (!verify('sha256', signed, trusted.publicKey, signature)) {
+      return this.#oauthError(401, 'invalid_client', 'client_assertion signature is invalid');
+    }
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audiences.includes(trusted.audience))
+      return this.#oauthError(401, 'invalid_client', 'audience mismatch');
+    if (claims.sub !== trusted.subject) return this.#oauthError(401, 'invalid_client', 'subject mismatch');
+    const nowS = Math.floor(this.#deps.clock.simNow() / 1000);
+    if (typeof claims.exp !== 'number' || claims.exp <= nowS) {
+      return this.#oauthError(401, 'invalid_client', 'client_assertion is expired');
+    }
+    return this.#issue(trusted.serviceAccountId);
+  }
+
+  /** RFC 6749 §5.2. */
+  #oauthError(status: number, error: string, description: string): SimResponse {
+    this.#count(`wif_${error}`);
+    return jsonReply(status, { error, error_description: description });
   }
 
   /** Issued tokens are JWTs (HS256 with the simulator's secret), like STACKIT's, so clients can read `exp`. */

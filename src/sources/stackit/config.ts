@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, httpUrl, pickSecret, secretKeys } from '../../config/fields.ts';
+import { duration, httpUrl, interpolateEnv, pickSecret, secretKeys, text } from '../../config/fields.ts';
 import type { Secret } from '../../config/secret.ts';
 import { requestTimeoutField, retryField, tlsField } from '../provider-fields.ts';
 import {
@@ -7,6 +7,7 @@ import {
   parseServiceAccountKey,
   type ServiceAccountKey,
 } from './auth/service-account-key.ts';
+import { DEFAULT_FEDERATED_TOKEN_FILE, DEFAULT_WIF_TOKEN_ENDPOINT } from './auth/workload-identity.ts';
 
 const DAY = 86_400_000;
 
@@ -57,8 +58,37 @@ const rateLimit = () =>
     })
     .prefault({});
 
+/**
+ * Workload Identity Federation. Each setting defaults to the environment variable STACKIT's SDKs and its
+ * pod identity webhook use, then to STACKIT's default, so `workloadIdentity: true` works in a pod the
+ * webhook prepared.
+ */
+const workloadIdentitySchema = z
+  .union([
+    z.literal(true),
+    z.strictObject({
+      serviceAccountEmail: text()
+        .optional()
+        .describe('The STACKIT service account (client_id); default $STACKIT_SERVICE_ACCOUNT_EMAIL.'),
+      tokenFile: text()
+        .optional()
+        .describe(
+          `The projected federated token, re-read as it rotates; default $STACKIT_FEDERATED_TOKEN_FILE, then ${DEFAULT_FEDERATED_TOKEN_FILE}.`,
+        ),
+      tokenEndpoint: httpUrl()
+        .optional()
+        .describe(
+          `Where the token is exchanged; default $STACKIT_IDP_ENDPOINT, then ${DEFAULT_WIF_TOKEN_ENDPOINT}.`,
+        ),
+    }),
+  ])
+  .describe(
+    "STACKIT Workload Identity Federation (recommended): exchange the pod's projected service-account token for access tokens. true, or settings.",
+  );
+
 const authSchema = z
   .strictObject({
+    workloadIdentity: workloadIdentitySchema.optional(),
     ...secretKeys('serviceAccountKey'),
     ...secretKeys('privateKey'),
     tokenEndpoint: httpUrl()
@@ -70,7 +100,7 @@ const authSchema = z
   })
   .transform((value, ctx) => resolveAuth(value, ctx))
   .describe(
-    'The service-account key flow (serviceAccountKey: ${ENV} holding the key JSON, or serviceAccountKeyFile: /path), ' +
+    'Workload Identity Federation (workloadIdentity: true), the service-account key flow (serviceAccountKey: ${ENV} holding the key JSON, or serviceAccountKeyFile: /path), ' +
       'or a static bearer token (token: ${ENV} or tokenFile: /path; deprecated by STACKIT).',
   );
 
@@ -108,13 +138,82 @@ export const stackitProviderSchema = z.strictObject({
 
 export type StackitProviderSettings = z.output<typeof stackitProviderSchema>;
 
-/** How a provider authenticates, resolved: the key flow (what STACKIT requires now) or a static token. */
+/**
+ * How a provider authenticates, resolved: workload identity federation, the key flow, or a static token
+ * (deprecated by STACKIT).
+ */
 export type StackitAuth =
+  | {
+      readonly kind: 'workload-identity';
+      readonly serviceAccountEmail: string;
+      readonly tokenFile: string;
+      readonly tokenEndpoint: string;
+    }
   | { readonly kind: 'key'; readonly key: ServiceAccountKey; readonly tokenEndpoint: string }
   | { readonly kind: 'token'; readonly token: Secret };
 
+/** A setting, or the environment variable's value, or the default. */
+function fromEnv(value: string | undefined, variable: string, fallback?: string): string | undefined {
+  if (value !== undefined && value !== '') return value;
+  const found = interpolateEnv(`\${${variable}}`);
+  return found.missing.length === 0 && found.value !== '' ? found.value : fallback;
+}
+
+function resolveWorkloadIdentity(
+  value: z.output<typeof workloadIdentitySchema>,
+  others: readonly string[],
+  ctx: z.RefinementCtx,
+): StackitAuth {
+  if (others.length > 0) {
+    ctx.issues.push({
+      code: 'custom',
+      message: `workloadIdentity replaces ${others.join(' and ')}; set one way to authenticate`,
+      input: '[redacted]',
+      path: [],
+    });
+    return z.NEVER;
+  }
+  const settings = value === true ? {} : value;
+  const serviceAccountEmail = fromEnv(settings.serviceAccountEmail, 'STACKIT_SERVICE_ACCOUNT_EMAIL');
+  if (serviceAccountEmail === undefined || !serviceAccountEmail.includes('@')) {
+    ctx.issues.push({
+      code: 'custom',
+      message:
+        serviceAccountEmail === undefined
+          ? 'needs the service account e-mail: serviceAccountEmail, or the environment variable STACKIT_SERVICE_ACCOUNT_EMAIL (set by the pod identity webhook)'
+          : 'serviceAccountEmail must be the service account e-mail (…@sa.stackit.cloud)',
+      input: serviceAccountEmail,
+      path: ['workloadIdentity', 'serviceAccountEmail'],
+    });
+    return z.NEVER;
+  }
+  return {
+    kind: 'workload-identity',
+    serviceAccountEmail,
+    tokenFile: fromEnv(
+      settings.tokenFile,
+      'STACKIT_FEDERATED_TOKEN_FILE',
+      DEFAULT_FEDERATED_TOKEN_FILE,
+    ) as string,
+    tokenEndpoint: fromEnv(
+      settings.tokenEndpoint,
+      'STACKIT_IDP_ENDPOINT',
+      DEFAULT_WIF_TOKEN_ENDPOINT,
+    ) as string,
+  };
+}
+
 function resolveAuth(value: Record<string, unknown>, ctx: z.RefinementCtx): StackitAuth {
   const has = (key: string): boolean => value[key] !== undefined || value[`${key}File`] !== undefined;
+  if (value.workloadIdentity !== undefined) {
+    const others = ['serviceAccountKey', 'privateKey', 'token'].filter(has);
+    if (value.tokenEndpoint !== undefined) others.push('tokenEndpoint');
+    return resolveWorkloadIdentity(
+      value.workloadIdentity as z.output<typeof workloadIdentitySchema>,
+      others,
+      ctx,
+    );
+  }
   const keyFlow = has('serviceAccountKey');
   if (keyFlow && has('token')) {
     ctx.issues.push({

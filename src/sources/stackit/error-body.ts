@@ -1,7 +1,8 @@
 /**
  * The human part of a STACKIT error body, for error messages. STACKIT APIs answer errors in three shapes:
  * `{message, status, path, timestamp}` (audit log, resource manager), `{error, message, …}` and
- * `{"error": {code, message, status}}` (service-account API). Bounded, so a proxy's HTML page stays out
+ * `{"error": {code, message, status}}` (service-account API), and OAuth 2.0's `{error, error_description}`
+ * (the federated token endpoint). Bounded, so a proxy's HTML page stays out
  * of logs, and anything shaped like a JWT is masked in case an endpoint echoes a credential.
  */
 export function errorMessageOf(body: string): string | undefined {
@@ -12,8 +13,8 @@ export function errorMessageOf(body: string): string | undefined {
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const record = parsed as { message?: unknown; error?: unknown };
-  let message: unknown = record.message;
+  const record = parsed as { message?: unknown; error?: unknown; error_description?: unknown };
+  let message: unknown = record.message ?? record.error_description;
   if (typeof message !== 'string' && typeof record.error === 'object' && record.error !== null) {
     message = (record.error as { message?: unknown }).message;
   }

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Lane } from '../../http/rate-budget.ts';
 import type { AuditEvent, ScopeRef } from '../../pipeline/envelope.ts';
-import { VERSION } from '../../version.ts';
 import { ProviderError } from '../errors.ts';
 import { elementSha256, parsePageForPoll, structureDefect } from '../json-page.ts';
 import type {
@@ -20,9 +19,9 @@ import type {
 } from '../source.ts';
 import { StrikeCounter } from '../strikes.ts';
 import { StackitApi } from './api.ts';
-import { KeyFlowTokenSource } from './auth/key-flow.ts';
+import { createTokenSource } from './auth/create.ts';
 import type { ServiceAccountKey } from './auth/service-account-key.ts';
-import { type AccessTokenSource, StaticTokenSource } from './auth/token-source.ts';
+import type { AccessTokenSource } from './auth/token-source.ts';
 import { AuditLogClient } from './client.ts';
 import {
   MAX_WINDOW_MS,
@@ -82,19 +81,14 @@ export class StackitSource implements Source<StackitScopeSettings> {
   constructor(provider: ProviderInstance<StackitProviderSettings>, deps: SourceDeps) {
     this.#provider = provider;
     const settings = provider.settings;
-    this.#auth =
-      settings.auth.kind === 'key'
-        ? new KeyFlowTokenSource({
-            providerName: provider.name,
-            key: settings.auth.key,
-            tokenEndpoint: settings.auth.tokenEndpoint,
-            timeoutMs: settings.requestTimeout,
-            userAgent: `auditlog-shipper/${VERSION} (instance ${deps.instanceId})`,
-            tls: settings.tls,
-            log: deps.log,
-            onRequest: deps.onRequest,
-          })
-        : new StaticTokenSource(settings.auth.token);
+    this.#auth = createTokenSource(settings.auth, {
+      providerName: provider.name,
+      instanceId: deps.instanceId,
+      timeoutMs: settings.requestTimeout,
+      tls: settings.tls,
+      log: deps.log,
+      onRequest: deps.onRequest,
+    });
     const api = (name: string, baseUrl: string, limit: StackitProviderSettings['rateLimit']) =>
       new StackitApi({
         providerName: provider.name,
@@ -123,7 +117,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
       deps.log.warn(
         `provider "${provider.name}" authenticates with a static token; STACKIT deprecated long-lived tokens, use a service-account key (auth.serviceAccountKeyFile)`,
       );
-    } else {
+    } else if (settings.auth.kind === 'key') {
       warnAboutKey(settings.auth.key, provider.name, deps);
     }
     this.history = {
