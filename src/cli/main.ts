@@ -5,6 +5,7 @@ import { register as registerBackfill } from './commands/backfill.ts';
 import { register as registerDlq } from './commands/dlq.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
+import { register as registerStackit } from './commands/stackit.ts';
 import { register as registerState } from './commands/state.ts';
 import { register as registerStatus } from './commands/status.ts';
 import { register as registerValidate } from './commands/validate.ts';
@@ -22,6 +23,7 @@ const commands = [
   registerStatus,
   registerDlq,
   registerBackfill,
+  registerStackit,
 ];
 for (const register of commands) register(program);
 

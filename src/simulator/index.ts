@@ -20,6 +20,7 @@ import { type Route, type SimModule, startSimServer } from './server.ts';
 import { StackitAuditLog, type StackitOptions, type StackitScopeKind } from './stackit/audit-log.ts';
 import { StackitIdentity } from './stackit/identity.ts';
 import { StackitResourceManager } from './stackit/resource-manager.ts';
+import { StackitTelemetry } from './stackit/telemetry.ts';
 import type { Truth } from './truth.ts';
 
 export type { SimClock } from './clock.ts';
@@ -48,6 +49,15 @@ export type { IdentityStats, ServiceAccountKeyDocument, WorkloadIssuer } from '.
 export { STACKIT_SIM_AUDIENCE, STACKIT_WIF_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
 export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
 export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
+export type {
+  LinkTruth,
+  SimAccessToken,
+  SimDestination,
+  SimLinkLevel,
+  SimLinkStatus,
+  SimRouter,
+} from './stackit/telemetry.ts';
+export { StackitTelemetry } from './stackit/telemetry.ts';
 export type { DelayOptions, ScopeRef } from './traffic.ts';
 export type { ServedScope, Truth, TruthEvent, TruthQuery } from './truth.ts';
 
@@ -122,6 +132,10 @@ export interface Simulator {
   readonly resourceManager: StackitResourceManager;
   /** Faults of the Resource Manager only. */
   readonly resourceManagerFaults: FaultsApi;
+  /** The Telemetry Link and Router management APIs: routers, destinations, tokens, links, ground truth. */
+  readonly telemetry: StackitTelemetry;
+  /** Faults of the Telemetry Link and Router APIs only. */
+  readonly telemetryFaults: FaultsApi;
   /** Whether 429s carry `Retry-After`; settable at runtime. */
   retryAfterHeader: boolean;
   /** Provider-API requests, oldest first, at most the last `requestLogSize` (a fresh array per read). */
@@ -172,7 +186,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     auditLog: stackit,
     faults: rmFaults,
   });
-  const modules: SimModule[] = [stackit, identity, resourceManager, cloudscale];
+  const telemetryFaults = new FaultInjector(seed + 3);
+  const telemetry = new StackitTelemetry({ clock, identity, resourceManager, faults: telemetryFaults });
+  const modules: SimModule[] = [stackit, identity, resourceManager, telemetry, cloudscale];
   const routes: Route[] = [
     ...controlRoutes({ clock, faults, budget, observer }),
     ...modules.flatMap((m) => m.routes),
@@ -216,6 +232,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     identityFaults: faultsApi(identityFaults),
     resourceManager,
     resourceManagerFaults: faultsApi(rmFaults),
+    telemetry,
+    telemetryFaults: faultsApi(telemetryFaults),
     get retryAfterHeader() {
       return retryAfterHeader;
     },

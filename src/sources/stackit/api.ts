@@ -8,6 +8,22 @@ import type { RequestSample } from '../source.ts';
 import type { AccessTokenSource } from './auth/token-source.ts';
 import { errorMessageOf } from './error-body.ts';
 
+/** A request to a STACKIT API: the statuses that count as an answer (anything else is an error). */
+export interface ApiCall {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  readonly url: URL;
+  /** Sent as JSON. */
+  readonly body?: unknown;
+  readonly expect: readonly number[];
+}
+
+/** An expected answer: its status, and its body as text and as the exact bytes received. */
+export interface ApiAnswer {
+  readonly status: number;
+  readonly body: string;
+  readonly bytes: Buffer;
+}
+
 export interface StackitApiOptions {
   readonly providerName: string;
   /** `auditlog`, `resource-manager`: the metric label and part of messages. */
@@ -50,16 +66,26 @@ export class StackitApi {
 
   /** GETs `url` (on the base's origin) and returns the body of a 200. `what` names the target in messages. */
   async get(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<string> {
-    return (await this.getBytes(url, what, lane, signal, log)).toString('utf8');
+    return (await this.send({ method: 'GET', url, expect: [200] }, what, lane, signal, log)).body;
   }
 
   /** `get`, returning the body's exact bytes (audit entries are kept as sent, invalid UTF-8 included). */
   async getBytes(url: URL, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<Buffer> {
+    return (await this.send({ method: 'GET', url, expect: [200] }, what, lane, signal, log)).bytes;
+  }
+
+  /**
+   * One API call: its status must be one of `expect`, otherwise it fails as a ProviderError. A
+   * non-idempotent call (POST) is retried only after a 429, which STACKIT sends before doing anything:
+   * after a 5xx or a timeout the resource may exist, and the caller must look before trying again.
+   */
+  async send(call: ApiCall, what: string, lane: Lane, signal: AbortSignal, log: Logger): Promise<ApiAnswer> {
     const { attempts } = this.#o.retry;
+    const idempotent = call.method !== 'POST';
     let reminted = false;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#tryOnce(url, what, lane, signal);
-      if (Buffer.isBuffer(outcome)) return outcome;
+      const outcome = await this.#tryOnce(call, what, lane, signal);
+      if ('status' in outcome) return outcome;
       const { error, token } = outcome;
 
       if (error.status === 401) {
@@ -95,17 +121,18 @@ export class StackitApi {
         continue;
       }
 
+      if (!idempotent && error.status !== 429) throw error;
       await backOffOrThrow(error, attempt, this.#o.retry, signal, log);
     }
   }
 
-  /** One request: the body on 200, otherwise the classified error and the token it used. */
+  /** One request: status and body when expected, otherwise the classified error and the token it used. */
   async #tryOnce(
-    url: URL,
+    call: ApiCall,
     what: string,
     lane: Lane,
     signal: AbortSignal,
-  ): Promise<Buffer | { error: ProviderError; token?: string }> {
+  ): Promise<ApiAnswer | { error: ProviderError; token?: string }> {
     const bucket = this.#o.bucket;
     if (bucket) await bucket.take(lane, signal);
     let token: string;
@@ -116,16 +143,25 @@ export class StackitApi {
       throw error;
     }
     const started = performance.now();
-    const request = `GET ${url.origin}${url.pathname}`;
+    const { url } = call;
+    const request = `${call.method} ${url.origin}${url.pathname}`;
     try {
       const response = await this.#http.send({
+        method: call.method,
         url,
-        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(call.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(call.body !== undefined ? { body: JSON.stringify(call.body) } : {}),
         signal,
       });
       this.#observe(response.status, started);
       if (response.status !== 429) await bucket?.succeeded();
-      if (response.status === 200) return response.bytes;
+      if (call.expect.includes(response.status)) {
+        return { status: response.status, body: response.body, bytes: response.bytes };
+      }
       const { reason, retryable } = reasonForStatus(response.status);
       const detail = errorMessageOf(response.body);
       return {

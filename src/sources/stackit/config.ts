@@ -8,6 +8,12 @@ import {
   type ServiceAccountKey,
 } from './auth/service-account-key.ts';
 import { DEFAULT_FEDERATED_TOKEN_FILE, DEFAULT_WIF_TOKEN_ENDPOINT } from './auth/workload-identity.ts';
+import {
+  DISPLAY_NAME,
+  DISPLAY_NAME_MAX,
+  TELEMETRY_REGIONS,
+  type TelemetryRegion,
+} from './telemetry/schemas.ts';
 
 const DAY = 86_400_000;
 
@@ -104,6 +110,91 @@ const authSchema = z
       'or a static bearer token (token: ${ENV} or tokenFile: /path; deprecated by STACKIT).',
   );
 
+/** Plain HTTP would hand the receiver's credentials to anyone on the path; loopback is for tests. */
+function isHttpsOrLoopback(value: string): boolean {
+  const url = new URL(value);
+  return url.protocol === 'https:' || ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}
+
+/** Where the Telemetry Router pushes: the receiver's public URL and the credential it must present. */
+const destinationSchema = z
+  .strictObject({
+    url: httpUrl()
+      .refine(isHttpsOrLoopback, 'must be https:// (the router sends the credential to it)')
+      .describe(
+        "The shipper's OTLP receiver as the router reaches it, e.g. https://audit-receiver.example.com.",
+      ),
+    ...secretKeys('bearerToken'),
+    username: text().optional().describe('Basic auth user (with password or passwordFile).'),
+    ...secretKeys('password'),
+  })
+  .transform((value, ctx) => {
+    const bearerToken = pickSecret(value, 'bearerToken', ctx, false);
+    const password = pickSecret(value, 'password', ctx, false);
+    const basic = value.username !== undefined || password !== undefined;
+    if (
+      (bearerToken !== undefined) === basic ||
+      (basic && (value.username === undefined || password === undefined))
+    ) {
+      ctx.issues.push({
+        code: 'custom',
+        message:
+          'needs one credential for the receiver: bearerToken (or bearerTokenFile), or username with password (or passwordFile)',
+        input: '[redacted]',
+        path: [],
+      });
+      return z.NEVER;
+    }
+    return {
+      url: value.url,
+      ...(bearerToken !== undefined
+        ? { auth: { kind: 'bearer' as const, token: bearerToken } }
+        : {
+            auth: {
+              kind: 'basic' as const,
+              username: value.username as string,
+              password: password as Secret,
+            },
+          }),
+    };
+  });
+
+export type TelemetryDestination = z.output<typeof destinationSchema>;
+
+const telemetrySchema = z
+  .strictObject({
+    linkApiUrl: httpUrl()
+      .prefault('https://telemetry-link.api.stackit.cloud')
+      .describe('Base URL of the Telemetry Link API.'),
+    routerApiUrl: httpUrl()
+      .prefault('https://telemetry-router.api.stackit.cloud')
+      .describe('Base URL of the Telemetry Router API.'),
+    routerProject: z
+      .guid('must be a UUID')
+      .transform((id) => id.toLowerCase())
+      .describe('The project that owns the Telemetry Router (one router per region).'),
+    regions: z
+      .array(z.enum(TELEMETRY_REGIONS))
+      .min(1)
+      .default(['eu01'])
+      .transform((list): TelemetryRegion[] => [...new Set(list)])
+      .describe('Regions to link in: a router, a destination and one link per scope in each.'),
+    routerName: z
+      .string()
+      .max(DISPLAY_NAME_MAX)
+      .regex(DISPLAY_NAME, 'letters, digits, spaces and "-", starting with a letter or digit')
+      .default('auditlog-shipper')
+      .describe(
+        'displayName of the router, its destination, access tokens and links the shipper creates (at most 32 characters).',
+      ),
+    destination: destinationSchema,
+  })
+  .describe(
+    'STACKIT Telemetry Router push: what `auditlog-shipper stackit links plan|apply` creates for every scope of this provider (configured and discovered).',
+  );
+
+export type TelemetrySettings = z.output<typeof telemetrySchema>;
+
 export const stackitProviderSchema = z.strictObject({
   auditLogUrl: httpUrl()
     .prefault('https://auditlog.api.stackit.cloud')
@@ -134,6 +225,7 @@ export const stackitProviderSchema = z.strictObject({
       'Guard against a provider that never ends pagination (100 events a page). A window that needs more fails its poll with reason pagination_loop.',
     ),
   tls: tlsField(),
+  telemetry: telemetrySchema.optional(),
 });
 
 export type StackitProviderSettings = z.output<typeof stackitProviderSchema>;
