@@ -427,11 +427,9 @@ export class StackitTelemetry implements SimModule {
       const all = [...this.#routers.values()].filter((r) => r.projectId === project && r.region === region);
       return page(ctx, all, 'telemetryRouters', (r) => this.#renderRouter(r));
     }
-    const body = parseBody(ctx.body);
-    if (typeof body === 'string') return message(400, body);
-    if (body.displayName === undefined) return message(400, 'missing required field: displayName');
-    const names = checkNames(body);
-    if (names) return message(400, names);
+    const named = readNamed(ctx.body, true);
+    if ('reply' in named) return named.reply;
+    const { body } = named;
     const now = this.#deps.clock.simNow();
     const router: SimRouter = {
       id: randomUUID(),
@@ -462,10 +460,9 @@ export class StackitTelemetry implements SimModule {
       this.#routers.delete(router.id);
       return { status: 204, body: '' };
     }
-    const body = parseBody(ctx.body);
-    if (typeof body === 'string') return message(400, body);
-    const names = checkNames(body);
-    if (names) return message(400, names);
+    const named = readNamed(ctx.body, false);
+    if ('reply' in named) return named.reply;
+    const { body } = named;
     if (typeof body.displayName === 'string') router.displayName = body.displayName;
     if (body.description !== undefined) router.description = body.description as string;
     if (body.filter !== undefined) router.filter = body.filter;
@@ -494,11 +491,9 @@ export class StackitTelemetry implements SimModule {
         ? page(ctx, this.destinations(router.id), 'destinations', (d) => this.#renderDestination(d))
         : page(ctx, this.accessTokens(router.id), 'accessTokens', (t) => this.#renderToken(t));
     }
-    const body = parseBody(ctx.body);
-    if (typeof body === 'string') return message(400, body);
-    if (body.displayName === undefined) return message(400, 'missing required field: displayName');
-    const names = checkNames(body);
-    if (names) return message(400, names);
+    const named = readNamed(ctx.body, true);
+    if ('reply' in named) return named.reply;
+    const { body } = named;
     const now = this.#deps.clock.simNow();
     if (kind === 'access-tokens') {
       const ttl = body.ttl;
@@ -548,10 +543,9 @@ export class StackitTelemetry implements SimModule {
         this.#tokens.delete(token.id);
         return { status: 204, body: '' };
       }
-      const body = parseBody(ctx.body);
-      if (typeof body === 'string') return message(400, body);
-      const names = checkNames(body);
-      if (names) return message(400, names);
+      const named = readNamed(ctx.body, false);
+      if ('reply' in named) return named.reply;
+      const { body } = named;
       if (typeof body.displayName === 'string') token.displayName = body.displayName;
       if (body.description !== undefined)
         token.description = (body.description as string | null) ?? undefined;
@@ -564,10 +558,9 @@ export class StackitTelemetry implements SimModule {
       this.#destinations.delete(destination.id);
       return { status: 204, body: '' };
     }
-    const body = parseBody(ctx.body);
-    if (typeof body === 'string') return message(400, body);
-    const names = checkNames(body);
-    if (names) return message(400, names);
+    const named = readNamed(ctx.body, false);
+    if ('reply' in named) return named.reply;
+    const { body } = named;
     if (body.config !== undefined) {
       const config = checkDestinationConfig(body.config);
       if (typeof config === 'string') return message(400, config);
@@ -672,6 +665,20 @@ function parseBody(text: string): Record<string, unknown> | string {
     // answered below
   }
   return 'the body must be a JSON object';
+}
+
+/** The body as an object whose names follow the spec (displayName required on creation), or the 400. */
+function readNamed(
+  text: string,
+  requireDisplayName: boolean,
+): { body: Record<string, unknown> } | { reply: SimResponse } {
+  const body = parseBody(text);
+  if (typeof body === 'string') return { reply: message(400, body) };
+  if (requireDisplayName && body.displayName === undefined) {
+    return { reply: message(400, 'missing required field: displayName') };
+  }
+  const names = checkNames(body);
+  return names ? { reply: message(400, names) } : { body };
 }
 
 function checkNames(body: Record<string, unknown>): string | undefined {

@@ -1,24 +1,13 @@
-import type { Logger } from 'pino';
-import type { TlsOptions } from '../../../http/client.ts';
-import type { RequestSample } from '../../source.ts';
 import { signAssertion } from './jwt.ts';
 import type { ServiceAccountKey } from './service-account-key.ts';
-import { type MintedToken, RenewingToken, TokenEndpoint } from './token-endpoint.ts';
+import { ExchangedTokenSource, type ExchangeFlowOptions, type MintedToken } from './token-endpoint.ts';
 import type { AccessTokenSource } from './token-source.ts';
 
 const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const KEY_NOT_FOUND = /Key with kid .*? was not found/i;
 
-export interface KeyFlowOptions {
-  readonly providerName: string;
+export interface KeyFlowOptions extends ExchangeFlowOptions {
   readonly key: ServiceAccountKey;
-  readonly tokenEndpoint: string;
-  readonly timeoutMs: number;
-  readonly userAgent: string;
-  readonly tls?: TlsOptions | undefined;
-  readonly log: Logger;
-  readonly onRequest: (sample: RequestSample) => void;
-  readonly now?: () => number;
 }
 
 /**
@@ -27,54 +16,28 @@ export interface KeyFlowOptions {
  * callers share one mint in flight. The token endpoint has its own HTTP client, so the assertion only
  * ever travels to the endpoint's origin, and the audit-log token only to the API's.
  */
-export class KeyFlowTokenSource implements AccessTokenSource {
+export class KeyFlowTokenSource extends ExchangedTokenSource implements AccessTokenSource {
   readonly credentialId: string;
   readonly description: string;
   readonly #o: KeyFlowOptions;
-  readonly #endpoint: TokenEndpoint;
-  readonly #now: () => number;
-  readonly #token: RenewingToken;
 
   constructor(options: KeyFlowOptions) {
+    super(options);
     this.#o = options;
-    this.#now = options.now ?? Date.now;
     this.credentialId = `sa-${options.key.sub}`;
     this.description = `service account ${options.key.iss} (key ${options.key.kid})`;
-    this.#endpoint = new TokenEndpoint({
-      providerName: options.providerName,
-      url: options.tokenEndpoint,
-      timeoutMs: options.timeoutMs,
-      userAgent: options.userAgent,
-      tls: options.tls,
-      onRequest: options.onRequest,
-      now: this.#now,
-    });
-    this.#token = new RenewingToken(() => this.#mint(), this.#now, options.log);
   }
 
-  token(signal: AbortSignal): Promise<string> {
-    return this.#token.token(signal);
-  }
-
-  invalidate(token: string): boolean {
-    this.#token.invalidate(token);
-    return true;
-  }
-
-  async close(): Promise<void> {
-    await this.#endpoint.close();
-  }
-
-  async #mint(): Promise<MintedToken> {
+  protected async mint(): Promise<MintedToken> {
     const { key } = this.#o;
-    const form = new URLSearchParams({ grant_type: GRANT_TYPE, assertion: signAssertion(key, this.#now()) });
-    const minted = await this.#endpoint.exchange(form, this.description, (detail) =>
+    const form = new URLSearchParams({ grant_type: GRANT_TYPE, assertion: signAssertion(key, this.now()) });
+    const minted = await this.endpoint.exchange(form, this.description, (detail) =>
       KEY_NOT_FOUND.test(detail ?? '')
         ? 'the key was deleted or deactivated, or the token endpoint belongs to another STACKIT environment than the key'
         : 'check that the key is active and belongs to this service account, and that the clock is right (the assertion is valid for 10 minutes)',
     );
     this.#o.log.info(
-      { kid: key.kid, validForSeconds: Math.round((minted.expiresAtMs - this.#now()) / 1000) },
+      { kid: key.kid, validForSeconds: Math.round((minted.expiresAtMs - this.now()) / 1000) },
       `access token minted for ${this.description}`,
     );
     return minted;

@@ -243,3 +243,54 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
+
+/** What both STACKIT flows are given: where the token endpoint is and how to reach it. */
+export interface ExchangeFlowOptions {
+  readonly providerName: string;
+  readonly tokenEndpoint: string;
+  readonly timeoutMs: number;
+  readonly userAgent: string;
+  readonly tls?: TlsOptions | undefined;
+  readonly log: Logger;
+  readonly onRequest: (sample: RequestSample) => void;
+  readonly now?: () => number;
+}
+
+/**
+ * An access-token source whose tokens come from a STACKIT token endpoint: the flows differ only in
+ * what they exchange (`mint`); endpoint, caching, renewal and invalidation are the same.
+ */
+export abstract class ExchangedTokenSource {
+  protected readonly endpoint: TokenEndpoint;
+  protected readonly now: () => number;
+  readonly #token: RenewingToken;
+
+  constructor(options: ExchangeFlowOptions) {
+    this.now = options.now ?? Date.now;
+    this.endpoint = new TokenEndpoint({
+      providerName: options.providerName,
+      url: options.tokenEndpoint,
+      timeoutMs: options.timeoutMs,
+      userAgent: options.userAgent,
+      tls: options.tls,
+      onRequest: options.onRequest,
+      now: this.now,
+    });
+    this.#token = new RenewingToken(() => this.mint(), this.now, options.log);
+  }
+
+  protected abstract mint(): Promise<MintedToken>;
+
+  token(signal: AbortSignal): Promise<string> {
+    return this.#token.token(signal);
+  }
+
+  invalidate(token: string): boolean {
+    this.#token.invalidate(token);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await this.endpoint.close();
+  }
+}

@@ -1,9 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { Logger } from 'pino';
-import type { TlsOptions } from '../../../http/client.ts';
 import { ProviderError } from '../../errors.ts';
-import type { RequestSample } from '../../source.ts';
-import { type MintedToken, RenewingToken, TokenEndpoint } from './token-endpoint.ts';
+import { ExchangedTokenSource, type ExchangeFlowOptions, type MintedToken } from './token-endpoint.ts';
 import type { AccessTokenSource } from './token-source.ts';
 
 /** What stackit-sdk-go's workload identity flow sends (core/clients/workload_identity_flow.go). */
@@ -14,19 +11,11 @@ export const DEFAULT_FEDERATED_TOKEN_FILE = '/var/run/secrets/stackit.cloud/serv
 /** A projected service-account token is a few KiB; anything far larger is not one. */
 const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
-export interface WorkloadIdentityOptions {
-  readonly providerName: string;
+export interface WorkloadIdentityOptions extends ExchangeFlowOptions {
   /** The STACKIT service account's e-mail, sent as `client_id`. */
   readonly serviceAccountEmail: string;
   /** The projected (federated) token; re-read at every exchange, because the kubelet rotates it. */
   readonly tokenFile: string;
-  readonly tokenEndpoint: string;
-  readonly timeoutMs: number;
-  readonly userAgent: string;
-  readonly tls?: TlsOptions | undefined;
-  readonly log: Logger;
-  readonly onRequest: (sample: RequestSample) => void;
-  readonly now?: () => number;
 }
 
 /**
@@ -36,46 +25,20 @@ export interface WorkloadIdentityOptions {
  * afresh for every exchange, so a rotated token is used as soon as the kubelet writes it; nothing of it
  * is ever logged or put in a message.
  */
-export class WorkloadIdentityTokenSource implements AccessTokenSource {
+export class WorkloadIdentityTokenSource extends ExchangedTokenSource implements AccessTokenSource {
   readonly credentialId: string;
   readonly description: string;
   readonly #o: WorkloadIdentityOptions;
-  readonly #endpoint: TokenEndpoint;
-  readonly #now: () => number;
-  readonly #token: RenewingToken;
 
   constructor(options: WorkloadIdentityOptions) {
+    super(options);
     this.#o = options;
-    this.#now = options.now ?? Date.now;
     // The e-mail names the service account; it is not secret and stable across token rotations.
     this.credentialId = `wif-${options.serviceAccountEmail.toLowerCase()}`;
     this.description = `service account ${options.serviceAccountEmail} (workload identity, token file ${options.tokenFile})`;
-    this.#endpoint = new TokenEndpoint({
-      providerName: options.providerName,
-      url: options.tokenEndpoint,
-      timeoutMs: options.timeoutMs,
-      userAgent: options.userAgent,
-      tls: options.tls,
-      onRequest: options.onRequest,
-      now: this.#now,
-    });
-    this.#token = new RenewingToken(() => this.#mint(), this.#now, options.log);
   }
 
-  token(signal: AbortSignal): Promise<string> {
-    return this.#token.token(signal);
-  }
-
-  invalidate(token: string): boolean {
-    this.#token.invalidate(token);
-    return true;
-  }
-
-  async close(): Promise<void> {
-    await this.#endpoint.close();
-  }
-
-  async #mint(): Promise<MintedToken> {
+  protected async mint(): Promise<MintedToken> {
     const assertion = await this.#readFederatedToken();
     const form = new URLSearchParams({
       grant_type: GRANT_TYPE,
@@ -83,14 +46,14 @@ export class WorkloadIdentityTokenSource implements AccessTokenSource {
       client_assertion: assertion,
       client_id: this.#o.serviceAccountEmail,
     });
-    const minted = await this.#endpoint.exchange(
+    const minted = await this.endpoint.exchange(
       form,
       this.description,
       () =>
         'check that the service account has a federated identity provider whose issuer, audience and subject match the projected token (on Kubernetes: system:serviceaccount:<namespace>:<name>), and that the token is not expired',
     );
     this.#o.log.info(
-      { validForSeconds: Math.round((minted.expiresAtMs - this.#now()) / 1000) },
+      { validForSeconds: Math.round((minted.expiresAtMs - this.now()) / 1000) },
       `access token minted for ${this.description}`,
     );
     return minted;
