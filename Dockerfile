@@ -11,6 +11,16 @@ COPY src src
 RUN scripts/build-production.sh /out
 
 FROM ${NODE_IMAGE}
+# scripts/build-image.sh passes these from package.json and git (the build context has no .git).
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/auditlog-shipper/auditlog-shipper
+LABEL org.opencontainers.image.title="auditlog-shipper" \
+      org.opencontainers.image.description="Ships cloud providers' audit logs, every event once and unaltered, to Loki, Elasticsearch/OpenSearch, S3 and files." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="Apache-2.0"
 # tini as PID 1: forwards SIGTERM to node and reaps zombies (node as PID 1 does neither by default).
 RUN apt-get update \
   && apt-get install -y --no-install-recommends tini \
@@ -20,7 +30,8 @@ RUN apt-get update \
 # (docs/benchmarks.md), well inside the chart's 512Mi limit. Raise both together for huge fleets.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=8" \
-    DATA_DIR=/var/lib/auditlog-shipper
+    DATA_DIR=/var/lib/auditlog-shipper \
+    AUDITLOG_REVISION="${REVISION}"
 WORKDIR /app
 COPY --from=build /out /app
 COPY config/example.yaml /app/config/example.yaml

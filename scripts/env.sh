@@ -16,12 +16,11 @@ if [ "$(node_major)" -lt 22 ]; then
   say "using Node $(node --version)"
 fi
 
-# npm dependencies at the locked versions; reinstalled when the lock file changed. `npm install`, not
-# `npm ci`: registries that mirror only one platform's optional binaries (biome, msgpackr) leave the
-# other platforms out of the lock, and `npm ci` refuses such a lock while `npm install` honours it.
+# npm dependencies exactly as locked (`npm ci`), reinstalled when the lock file changed. The lock
+# records every platform's optional binaries, so `npm ci` works on a clean clone and never rewrites it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies"
-  npm install --no-audit --no-fund
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
 fi
 
 # Debian packages the shipper or its tests run: installed with apt-get when missing and run as root.
