@@ -208,6 +208,11 @@ describe('Helm chart rendered by a real helm', () => {
       const env = Object.fromEntries(
         ['STACKIT_TOKEN', 'CLOUDSCALE_TOKEN_WEB_SHOP', 'AUDITLOG_SIM_TOKEN'].map((v) => [v, 't']),
       );
+      // What the Deployment sets itself (e.g. the Workload Identity email) is there too.
+      const container = find(manifests, 'Deployment', 'audit-auditlog-shipper').spec.template.spec
+        .containers[0];
+      for (const entry of container.env as Array<{ name: string; value?: string }>)
+        if (entry.value !== undefined) env[entry.name] = entry.value;
       // Secret files (from secrets.files or a CSI volume) are read at load: a real key stands in.
       const text = (configMap.data?.['config.yaml'] ?? '').replace(
         /\/(?:etc\/auditlog-shipper\/secrets|mnt\/secrets-store)\/([\w.-]+)/g,
@@ -431,17 +436,54 @@ describe('Helm chart rendered by a real helm', () => {
     expect(rules).toContain('AuditlogShipperDown');
   });
 
-  it('Workload Identity annotates the ServiceAccount', () => {
-    const account = find(
-      render([join(examplesDir, 'workload-identity.yaml')]),
-      'ServiceAccount',
-      'audit-auditlog-shipper',
-    );
+  it('Workload Identity: ServiceAccount annotations, the email in the pods, the token projected on request', () => {
+    const file = join(examplesDir, 'workload-identity.yaml');
+    const manifests = render([file]);
+    const account = find(manifests, 'ServiceAccount', 'audit-auditlog-shipper');
     expect(account.metadata).toMatchObject({
       annotations: {
         'workload-identity.stackit.cloud/service-account-email': 'auditlog-shipper@sa.stackit.cloud',
       },
     });
+    const pod = find(manifests, 'Deployment', 'audit-auditlog-shipper').spec.template.spec;
+    expect(pod.containers[0].env).toEqual(
+      expect.arrayContaining([
+        { name: 'STACKIT_SERVICE_ACCOUNT_EMAIL', value: 'auditlog-shipper@sa.stackit.cloud' },
+      ]),
+    );
+    expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain('stackit-federated-token');
+
+    const projected = find(
+      render([file], ['serviceAccount.workloadIdentity.projectToken=true']),
+      'Deployment',
+      'audit-auditlog-shipper',
+    ).spec.template.spec;
+    expect(
+      projected.volumes.find((v: { name: string }) => v.name === 'stackit-federated-token').projected.sources,
+    ).toEqual([
+      {
+        serviceAccountToken: {
+          path: 'token',
+          audience: 'sts.accounts.stackit.cloud',
+          expirationSeconds: 3600,
+        },
+      },
+    ]);
+    for (const container of [...projected.initContainers, ...projected.containers]) {
+      expect(container.volumeMounts).toEqual(
+        expect.arrayContaining([
+          {
+            name: 'stackit-federated-token',
+            mountPath: '/var/run/secrets/stackit.cloud/serviceaccount',
+            readOnly: true,
+          },
+        ]),
+      );
+    }
+
+    expect(() => render([file], ['serviceAccount.workloadIdentity.serviceAccountEmail='])).toThrow(
+      /auth\.workloadIdentity.*serviceAccount\.workloadIdentity\.serviceAccountEmail/,
+    );
   });
 
   it('the OTLP receiver: a Service, an https Ingress, and NOTES name the public URL', () => {

@@ -150,7 +150,7 @@ sinks:
 
 {{/* Environment variables the chart itself sets, by name (for the credential check below). */}}
 {{- define "auditlog-shipper.chartEnvNames" -}}
-INSTANCE_ID METRICS_PORT SHUTDOWN_TIMEOUT DATA_DIR REDIS_URL REDIS_PASSWORD AUDITLOG_SIM_TOKEN
+INSTANCE_ID METRICS_PORT SHUTDOWN_TIMEOUT DATA_DIR REDIS_URL REDIS_PASSWORD AUDITLOG_SIM_TOKEN STACKIT_SERVICE_ACCOUNT_EMAIL STACKIT_FEDERATED_TOKEN_FILE
 {{- end }}
 
 {{/*
@@ -186,6 +186,10 @@ secret file the config references must be provided. Each failure names the value
 {{- fail (printf "auditlog-shipper: config references ${%s}, which nothing sets. Set secrets.data.%s (or a %s key in secrets.existingSecret, an extraEnv entry, or envFrom)." $var $var $var) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- /* Workload Identity needs the STACKIT service account */}}
+{{- if and (contains "workloadIdentity" $text) (not (contains "serviceAccountEmail" $text)) (not .Values.serviceAccount.workloadIdentity.serviceAccountEmail) (not $unknowable) }}
+{{- fail "auditlog-shipper: a provider uses auth.workloadIdentity but no STACKIT service account is named. Set serviceAccount.workloadIdentity.serviceAccountEmail (or auth.workloadIdentity.serviceAccountEmail in config)." }}
 {{- end }}
 {{- /* secret files under /etc/auditlog-shipper/secrets/ */}}
 {{- if not (and .Values.secrets.existingSecret (not $existingKnown)) }}
@@ -224,6 +228,16 @@ secret file the config references must be provided. Each failure names the value
 - name: REDIS_URL
   value: {{ .Values.redis.url | quote }}
 {{- end }}
+{{- with .Values.serviceAccount.workloadIdentity }}
+{{- if .serviceAccountEmail }}
+- name: STACKIT_SERVICE_ACCOUNT_EMAIL
+  value: {{ .serviceAccountEmail | quote }}
+{{- end }}
+{{- if .projectToken }}
+- name: STACKIT_FEDERATED_TOKEN_FILE
+  value: /var/run/secrets/stackit.cloud/serviceaccount/token
+{{- end }}
+{{- end }}
 {{- if include "auditlog-shipper.demo" . }}
 - name: AUDITLOG_SIM_TOKEN
   valueFrom:
@@ -248,6 +262,9 @@ secret file the config references must be provided. Each failure names the value
 # A directory, not a subPath mount: Kubernetes updates it in place, which configChange=reload needs.
 - { name: config, mountPath: /etc/auditlog-shipper/config, readOnly: true }
 - { name: secret-files, mountPath: /etc/auditlog-shipper/secrets, readOnly: true }
+{{- if .Values.serviceAccount.workloadIdentity.projectToken }}
+- { name: stackit-federated-token, mountPath: /var/run/secrets/stackit.cloud/serviceaccount, readOnly: true }
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
