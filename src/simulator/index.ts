@@ -45,10 +45,13 @@ export {
   STACKIT_RETENTION_MS,
   StackitAuditLog,
 } from './stackit/audit-log.ts';
+export { AUDIT_SCOPE_NAME, auditLogRecord, auditLogsRequest } from './stackit/audit-records.ts';
 export type { IdentityStats, ServiceAccountKeyDocument, WorkloadIssuer } from './stackit/identity.ts';
 export { STACKIT_SIM_AUDIENCE, STACKIT_WIF_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
 export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
 export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
+export type { PusherOptions, PushProtocol, PushReport, PushTarget } from './stackit/router-pusher.ts';
+export { RouterPusher, routerFeed } from './stackit/router-pusher.ts';
 export type {
   LinkTruth,
   SimAccessToken,
