@@ -187,6 +187,20 @@ secret file the config references must be provided. Each failure names the value
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* The OTLP receiver's ports must be the ones the stackit-telemetry provider listens on */}}
+{{- range .Values.config.providers }}
+{{- if eq (toString .type) "stackit-telemetry" }}
+{{- $listen := default (dict) .listen }}
+{{- $port := int (default 4318 $listen.port) }}
+{{- $grpc := int (default 0 $listen.grpcPort) }}
+{{- if and $.Values.receiver.enabled (ne $port (int $.Values.receiver.port)) }}
+{{- fail (printf "auditlog-shipper: provider %s listens on port %d but receiver.port is %d. Set receiver.port=%d." .name $port (int $.Values.receiver.port) $port) }}
+{{- end }}
+{{- if and $.Values.receiver.enabled (ne $grpc (int $.Values.receiver.grpcPort)) }}
+{{- fail (printf "auditlog-shipper: provider %s serves OTLP/gRPC on port %d but receiver.grpcPort is %d. Set receiver.grpcPort=%d." .name $grpc (int $.Values.receiver.grpcPort) $grpc) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- /* Workload Identity needs the STACKIT service account */}}
 {{- if and (contains "workloadIdentity" $text) (not (contains "serviceAccountEmail" $text)) (not .Values.serviceAccount.workloadIdentity.serviceAccountEmail) (not $unknowable) }}
 {{- fail "auditlog-shipper: a provider uses auth.workloadIdentity but no STACKIT service account is named. Set serviceAccount.workloadIdentity.serviceAccountEmail (or auth.workloadIdentity.serviceAccountEmail in config)." }}
