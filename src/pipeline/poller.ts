@@ -78,6 +78,16 @@ export class Poller {
       );
       return { outcome: 'skipped' };
     }
+    const waitUntilMs = await this.#deps.state.waitUntil(scope.key);
+    if (waitUntilMs !== undefined && this.#now() < waitUntilMs) {
+      // Honoured without holding a worker slot: the job ends at once and a later one polls.
+      metrics.polls.inc({ provider: scope.providerType, outcome: 'skipped' });
+      this.#deps.log.debug(
+        { scope: scope.key, waitUntil: new Date(waitUntilMs).toISOString() },
+        'the provider asked this scope to wait (Retry-After); not polled before then',
+      );
+      return { outcome: 'skipped' };
+    }
     const lease = await leases.acquire(scope.key, this.#deps.leaseTtlMs);
     if (!lease) {
       metrics.leaseConflicts.inc();
@@ -133,13 +143,22 @@ export class Poller {
 
     await this.#afterPoll(scope, outcome, failure, notFound !== undefined, progress.checkpoint, log);
     metrics.polls.inc({ provider: scope.providerType, outcome });
+    const endedAtMs = this.#now();
+    const waitMs = failure instanceof ProviderError ? failure.retryAfterMs : undefined;
+    if (waitMs !== undefined) {
+      log.warn(
+        { waitMs, waitUntil: new Date(endedAtMs + waitMs).toISOString() },
+        `the provider asked ${scope.key} to wait ${Math.ceil(waitMs / 1000)} s; it is not polled before then and holds no worker meanwhile`,
+      );
+    }
     await this.#deps.state
       .recordPoll(scope.key, {
         outcome,
         startedAtMs,
-        endedAtMs: this.#now(),
+        endedAtMs,
         added: progress.added,
         error: failure ? { reason: reasonOf(failure), message: failure.message } : undefined,
+        waitUntilMs: waitMs === undefined ? undefined : endedAtMs + waitMs,
       })
       .catch((error: unknown) => log.warn({ err: error }, 'could not record the poll outcome'));
     const { checkpoint: _checkpoint, ...counts } = progress;

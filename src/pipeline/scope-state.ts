@@ -19,6 +19,8 @@ export interface PollRecord {
   readonly endedAtMs: number;
   readonly added: number;
   readonly error?: { readonly reason: string; readonly message: string } | undefined;
+  /** The provider asked not to be asked again before this time (Retry-After); no poll runs before it. */
+  readonly waitUntilMs?: number | undefined;
 }
 
 export interface ScopeStatus {
@@ -29,6 +31,8 @@ export interface ScopeStatus {
   readonly seenIds: number;
   /** Since when the provider answers 404 for the scope (it is re-checked slowly meanwhile). */
   readonly notFoundSinceMs?: number;
+  /** The provider asked this scope to wait until then (Retry-After); it is not polled before. */
+  readonly waitUntilMs?: number;
 }
 
 /** A scope the provider answered 404 for: since when, and when it was last asked. */
@@ -87,6 +91,8 @@ export class ScopeStateStore {
       errorMessage: record.error?.message ?? '',
     };
     const multi = this.#redis.multi().hset(key, fields);
+    if (record.waitUntilMs !== undefined) multi.hset(key, 'waitUntil', record.waitUntilMs);
+    else multi.hdel(key, 'waitUntil');
     if (record.outcome === 'failed') multi.hincrby(key, 'consecutiveFailures', 1);
     else if (record.outcome === 'completed')
       multi.hset(key, 'consecutiveFailures', 0, 'lastSuccessAt', record.endedAtMs);
@@ -118,7 +124,14 @@ export class ScopeStateStore {
       leaseHeld: lease === 1,
       seenIds: seen,
       ...(fields.notFoundSince ? { notFoundSinceMs: Number(fields.notFoundSince) } : {}),
+      ...(fields.waitUntil ? { waitUntilMs: Number(fields.waitUntil) } : {}),
     };
+  }
+
+  /** Until when the provider asked this scope to wait (epoch ms), if it did. */
+  async waitUntil(scopeKey: string): Promise<number | undefined> {
+    const until = await this.#redis.hget(this.#keys.status(scopeKey), 'waitUntil');
+    return until ? Number(until) : undefined;
   }
 
   async notFound(scopeKey: string): Promise<NotFound | undefined> {

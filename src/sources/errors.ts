@@ -45,6 +45,19 @@ export class ProviderError extends Error {
     this.retryable = init.retryable;
     this.retryAfterMs = init.retryAfterMs;
   }
+
+  /** The same error, asking the scope to wait `ms` before its next poll (a request budget's pause). */
+  waitingFor(ms: number): ProviderError {
+    return new ProviderError({
+      provider: this.provider,
+      reason: this.reason,
+      message: this.message,
+      status: this.status,
+      retryable: this.retryable,
+      retryAfterMs: Math.max(ms, this.retryAfterMs ?? 0),
+      cause: this.cause,
+    });
+  }
 }
 
 /** How an HTTP status from a provider API is treated. */

@@ -14,8 +14,16 @@ export interface RetryPolicy {
   readonly maxBackoff: number;
 }
 
-/** Longer Retry-After values are clamped, so one odd header cannot park a poll for hours. */
+/** Longer Retry-After values are clamped, so one odd header cannot park a scope for hours. */
 const MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * The longest wait a poll sits out while holding its worker slot. A provider that asks for more ends the
+ * poll instead (nothing is lost: the checkpoint stays at the last commit) and the scope is not polled
+ * again before the wait is over, so a few hostile scopes answering `Retry-After: 300` cannot occupy
+ * every poll worker while the other scopes starve.
+ */
+export const MAX_IN_POLL_WAIT_MS = 10_000;
 
 /** The wait a provider's response asks for (Retry-After), clamped; undefined when it asks for none. */
 export function retryAfterMs(headers: Readonly<Record<string, string>>): number | undefined {
@@ -50,6 +58,7 @@ export async function backOffOrThrow(
 ): Promise<void> {
   const { attempts, initialBackoff, maxBackoff } = retry;
   if (!error.retryable || attempt >= attempts) throw error;
+  if (error.retryAfterMs !== undefined && error.retryAfterMs > MAX_IN_POLL_WAIT_MS) throw error;
   const waitMs =
     error.retryAfterMs ?? backoffDelayMs(attempt - 1, { initialMs: initialBackoff, maxMs: maxBackoff });
   log.warn(

@@ -112,7 +112,8 @@ export interface CloudscaleScenario {
   readonly projects: readonly { readonly name: string; readonly token: string; readonly env: string }[];
   readonly sinkPath: string;
   config(overrides?: { interval?: string; lookback?: string; overlap?: string }): Promise<string>;
-  daemon(configPath: string): DaemonProcess;
+  /** `env` overrides the daemon's environment, e.g. `SIM_URL` pointing at a proxy. */
+  daemon(configPath: string, env?: Record<string, string>): DaemonProcess;
   /** Every entry the simulator made visible, across all projects. */
   truth(): CloudscaleTruthEntry[];
   verdict(): Promise<RawVerdict>;
@@ -186,9 +187,10 @@ sinks:
       await writeFile(path, text);
       return path;
     },
-    daemon(configPath) {
+    daemon(configPath, overrides = {}) {
       const env: Record<string, string> = { SIM_URL: sim.url };
       for (const p of projects) env[p.env] = p.token;
+      Object.assign(env, overrides);
       const d = startDaemon(configPath, env, dir);
       daemons.push(d);
       return d;

@@ -77,6 +77,7 @@ export async function showState(
         : null,
       lastSuccessAt: status.lastSuccessAtMs !== undefined ? iso(status.lastSuccessAtMs) : null,
       consecutiveFailures: status.consecutiveFailures,
+      waitUntil: status.waitUntilMs !== undefined ? iso(status.waitUntilMs) : null,
     };
     if (options.json) {
       out(`${JSON.stringify(view, null, 2)}\n`);
@@ -96,6 +97,7 @@ export async function showState(
         : []),
       `last success      ${view.lastSuccessAt ?? 'never'}`,
       `failures in a row ${view.consecutiveFailures}`,
+      ...(view.waitUntil ? [`provider waits    until ${view.waitUntil} (Retry-After)`] : []),
     ];
     out(`${lines.join('\n')}\n`);
   });

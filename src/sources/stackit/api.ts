@@ -3,7 +3,13 @@ import { HttpClient, type TlsOptions } from '../../http/client.ts';
 import type { Lane, RateBucket } from '../../http/rate-budget.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError, reasonForStatus } from '../errors.ts';
-import { backOffOrThrow, type RetryPolicy, retryAfterMs, transportFailure } from '../provider-request.ts';
+import {
+  backOffOrThrow,
+  MAX_IN_POLL_WAIT_MS,
+  type RetryPolicy,
+  retryAfterMs,
+  transportFailure,
+} from '../provider-request.ts';
 import type { RequestSample } from '../source.ts';
 import type { AccessTokenSource } from './auth/token-source.ts';
 import { errorMessageOf } from './error-body.ts';
@@ -113,7 +119,9 @@ export class StackitApi {
       if (error.status === 429 && this.#o.bucket !== undefined) {
         // Every replica waits: the next take() of this bucket blocks until the pause ends.
         const { pauseMs, strikes } = await this.#o.bucket.pause(error.retryAfterMs);
-        if (attempt >= attempts) throw error;
+        // A long pause is sat out without a worker slot: the poll ends and the scope waits (see
+        // MAX_IN_POLL_WAIT_MS); the budget keeps every replica from asking before it is over.
+        if (attempt >= attempts || pauseMs > MAX_IN_POLL_WAIT_MS) throw error.waitingFor(pauseMs);
         log.warn(
           { status: 429, pauseMs, strikes, attempt, retryAfterMs: error.retryAfterMs },
           `${error.message}; the request budget of ${this.#o.auth.credentialId} pauses ${pauseMs} ms (attempt ${attempt} of ${attempts})`,
