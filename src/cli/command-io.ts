@@ -3,6 +3,7 @@
  * options and the same way of printing results and failing, so they behave alike.
  */
 import type { Command } from 'commander';
+import { redactSecrets } from '../config/redact.ts';
 
 /** `-c/--config` (which Redis, which prefix) and `--json`, for a subcommand that reads Redis. */
 export function redisCommandOptions(cmd: Command): Command {
@@ -16,11 +17,11 @@ export function redisCommandOptions(cmd: Command): Command {
 
 /** Reports a failed command on stderr and sets a failing exit code; open handles still close cleanly. */
 export function failCommand(error: unknown): void {
-  process.stderr.write(`✗ ${(error as Error).message}\n`);
+  process.stderr.write(redactSecrets(`✗ ${(error as Error).message}\n`));
   process.exitCode = 1;
 }
 
 /** A command's output, to stdout. */
 export function writeOut(s: string): void {
-  process.stdout.write(s);
+  process.stdout.write(redactSecrets(s));
 }

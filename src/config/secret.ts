@@ -1,11 +1,13 @@
 import { inspect } from 'node:util';
+import { registerSecretValue } from './redact.ts';
 
 const REDACTED = '[redacted]';
 
 /**
  * A credential read from the environment or a file. It renders as `[redacted]` everywhere a value can
  * leak by accident (string interpolation, JSON, util.inspect, pino), so only code that calls `reveal()`
- * on purpose (an Authorization header) ever sees the value.
+ * on purpose (an Authorization header) ever sees the value. Creating one registers the value with the
+ * process's redactor (redact.ts), which masks it in any outgoing text.
  */
 export class Secret {
   readonly #value: string;
@@ -15,6 +17,8 @@ export class Secret {
   constructor(value: string, origin: string) {
     this.#value = value;
     this.origin = origin;
+    // The redactor masks the value wherever it shows up anyway, e.g. echoed back in a provider's error.
+    registerSecretValue(value);
   }
 
   reveal(): string {

@@ -1,3 +1,5 @@
+import { redactSecrets } from '../config/redact.ts';
+
 /** Why a request produced no HTTP response. `aborted` is our own shutdown, never the provider's fault. */
 export type TransportFailure = 'timeout' | 'network' | 'aborted' | 'too_large';
 
@@ -5,7 +7,7 @@ export class TransportError extends Error {
   readonly failure: TransportFailure;
 
   constructor(failure: TransportFailure, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(redactSecrets(message), options);
     this.name = 'TransportError';
     this.failure = failure;
   }

@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino';
+import { redactSecrets } from '../config/redact.ts';
 import type { LogLevel } from '../config/types.ts';
 
 /**
@@ -37,6 +38,9 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { instance: options.instanceId },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Every line passes the redactor: a provider or a sink that echoes a credential in an error body
+      // puts it into messages and error objects, under any field name.
+      hooks: { streamWrite: redactSecrets },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { redactSecrets } from '../config/redact.ts';
 import { VERSION } from '../version.ts';
 
 const PREFIX = 'auditlog_';
@@ -340,6 +341,7 @@ export class Metrics {
   async scrape(): Promise<string> {
     const results = await Promise.allSettled(this.#beforeScrape.map((refresh) => refresh()));
     for (const result of results) if (result.status === 'rejected') this.stateReadErrors.inc();
-    return this.registry.metrics();
+    // Label values are closed sets or names from the config, but a secret must not slip out here either.
+    return redactSecrets(await this.registry.metrics());
   }
 }

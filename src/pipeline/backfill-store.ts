@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redactSecrets } from '../config/redact.ts';
 import type { TimeRange } from '../sources/source.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './script.ts';
@@ -165,7 +166,7 @@ export class BackfillStore {
     await UPDATE.run(
       this.#redis,
       [this.#keys.backfill(run.scope)],
-      [run.runId, 1, 'lastError', message.slice(0, 500)],
+      [run.runId, 1, 'lastError', redactSecrets(message).slice(0, 500)],
     );
   }
 

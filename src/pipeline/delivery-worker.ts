@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { redactSecrets } from '../config/redact.ts';
 import { type BackoffPolicy, backoffDelayMs, sleep } from '../http/retry.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { BatchPolicy, Sink, Verdict } from '../sinks/sink.ts';
@@ -680,7 +681,8 @@ export class DeliveryWorker {
     if (items.length === 0 && seal === undefined) return true;
     const sealArg = seal === undefined ? '-' : sealIds?.length ? JSON.stringify(sealIds) : '';
     const args: Array<string | number> = [DELIVERY_GROUP, Date.now(), seal ?? '', sealArg, this.consumer];
-    for (const [id, action, reason] of items) args.push(id, action, reason);
+    // A sink's reason may quote its answer, which may echo our credential: redacted before Redis has it.
+    for (const [id, action, reason] of items) args.push(id, action, redactSecrets(reason));
     const mine = await SETTLE.run(
       this.#ctl,
       [this.#stream, this.#o.keys.deadLetter(this.#o.sink.name), this.#sealKey],

@@ -1,6 +1,7 @@
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { redactedError } from '../config/redact.ts';
 import type { ScopeSpec } from '../config/types.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
 import { POLL_QUEUE, type PollJobData } from './poll-queue.ts';
@@ -57,7 +58,8 @@ export class PollWorker {
     }
     const result = await this.#o.poller.poll(scope, this.#shutdown.signal);
     // Failed polls fail their job too, so BullMQ tooling shows them; the poller has logged and counted it.
-    if (result.outcome === 'failed' && result.error) throw result.error;
+    // BullMQ stores message and stack in Redis: they are redacted here, whatever the error was.
+    if (result.outcome === 'failed' && result.error) throw redactedError(result.error);
     const { error: _error, ...summary } = result as PollResult & { error?: Error };
     return summary;
   }

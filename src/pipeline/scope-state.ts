@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { redactSecrets } from '../config/redact.ts';
 import type { Checkpoint } from '../sources/source.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -88,7 +89,7 @@ export class ScopeStateStore {
       endedAt: record.endedAtMs,
       added: record.added,
       errorReason: record.error?.reason ?? '',
-      errorMessage: record.error?.message ?? '',
+      errorMessage: redactSecrets(record.error?.message ?? ''),
     };
     const multi = this.#redis.multi().hset(key, fields);
     if (record.waitUntilMs !== undefined) multi.hset(key, 'waitUntil', record.waitUntilMs);

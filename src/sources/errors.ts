@@ -1,3 +1,5 @@
+import { redactSecrets } from '../config/redact.ts';
+
 /**
  * Why a poll failed, as a small closed set: it is a metric label (`auditlog_poll_errors_total{reason}`)
  * and what alerts and runbooks key on.
@@ -37,7 +39,9 @@ export class ProviderError extends Error {
     retryAfterMs?: number | undefined;
     cause?: unknown;
   }) {
-    super(init.message, { cause: init.cause });
+    // Messages quote the provider's error body, which may echo our credential back: redacted before
+    // the stack (which repeats the message) is captured.
+    super(redactSecrets(init.message), { cause: init.cause });
     this.name = 'ProviderError';
     this.provider = init.provider;
     this.reason = init.reason;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { formatDuration, parseDuration } from '../../config/duration.ts';
+import { redactSecrets } from '../../config/redact.ts';
 import type { ScopeSpec, ShipperConfig } from '../../config/types.ts';
 import { sleep } from '../../http/retry.ts';
 import { describeProgress } from '../../pipeline/backfill.ts';
@@ -344,8 +345,8 @@ export function register(program: Command): void {
       process.once('SIGINT', () => controller.abort());
       process.once('SIGTERM', () => controller.abort());
       process.exitCode = await backfill(options, {
-        out: (text) => void process.stdout.write(text),
-        err: (text) => void process.stderr.write(text),
+        out: (text) => void process.stdout.write(redactSecrets(text)),
+        err: (text) => void process.stderr.write(redactSecrets(text)),
         tty: process.stdout.isTTY === true,
         signal: controller.signal,
       });

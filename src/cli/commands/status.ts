@@ -4,7 +4,7 @@ import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
-import { failCommand } from '../command-io.ts';
+import { failCommand, writeOut } from '../command-io.ts';
 import { openRedisTarget } from '../redis-target.ts';
 import { scopeOrigins } from '../scope-origins.ts';
 
@@ -151,9 +151,7 @@ export function register(program: Command): void {
             new RedisKeys(target.settings.redis.prefix),
             configured,
           );
-          process.stdout.write(
-            options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`,
-          );
+          writeOut(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
         } finally {
           await target.close();
         }

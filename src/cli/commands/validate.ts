@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Env } from '../../config/fields.ts';
 import { loadConfig } from '../../config/load.ts';
+import { redactSecrets } from '../../config/redact.ts';
 
 export interface ValidateOptions {
   readonly config: string;
@@ -57,8 +58,8 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON on stdout (issues with path, line, column, message)')
     .action((options: ValidateOptions) => {
       process.exitCode = validateConfig(options, {
-        out: (text) => process.stdout.write(text),
-        err: (text) => process.stderr.write(text),
+        out: (text) => process.stdout.write(redactSecrets(text)),
+        err: (text) => process.stderr.write(redactSecrets(text)),
       });
     });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration, pickSecret, secretKeys, text } from '../../config/fields.ts';
+import { registerSecretValue } from '../../config/redact.ts';
 import type { Secret } from '../../config/secret.ts';
 import type { BatchPolicy } from '../sink.ts';
 
@@ -187,8 +188,12 @@ export function authorizationHeader(auth: HttpAuth): string | undefined {
   switch (auth.kind) {
     case 'none':
       return undefined;
-    case 'basic':
-      return `Basic ${Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64')}`;
+    case 'basic': {
+      const encoded = Buffer.from(`${auth.username}:${auth.password.reveal()}`).toString('base64');
+      // A server echoing the header shows the encoded form, which carries the password.
+      registerSecretValue(encoded);
+      return `Basic ${encoded}`;
+    }
     case 'bearer':
       return `Bearer ${auth.token.reveal()}`;
     case 'apiKey':

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { z } from 'zod';
+import { registerSecretValue } from '../../../config/redact.ts';
 
 /**
  * A STACKIT service-account key: the JSON the service-account API returns when a key is created
@@ -149,6 +150,8 @@ export function parseServiceAccountKey(document: KeyText, separatePrivateKey?: K
     };
   }
 
+  // The PEM as parsed out of the JSON document (real newlines): mask it too, should anything echo it.
+  registerSecretValue(pem.text);
   const privateKey = readPrivateKey(pem);
   if (typeof privateKey === 'string') return { ok: false, issues: [{ path: pemPath, message: privateKey }] };
   const mismatch = publicKeyMismatch(doc.publicKey, privateKey, credentials.kid);

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { registerSecretValue } from '../../../config/redact.ts';
 import { HttpClient, type HttpResponse, type TlsOptions } from '../../../http/client.ts';
 import { safeUrl } from '../../../http/errors.ts';
 import { ProviderError, reasonForStatus } from '../../errors.ts';
@@ -7,6 +8,9 @@ import { retryAfterMs, transportFailure } from '../../provider-request.ts';
 import type { RequestSample } from '../../source.ts';
 import { errorMessageOf } from '../error-body.ts';
 import { jwtExpiryMs } from './jwt.ts';
+
+/** Form fields of a token exchange that carry credentials (`assertion`, `subject_token`, …). */
+const CREDENTIAL_FIELD = /assertion|token|secret|password/i;
 
 /** Renew this long before a token expires (research/providers.md §2.4), or half its life if shorter. */
 const RENEW_BEFORE_MS = 5 * 60_000;
@@ -71,6 +75,9 @@ export class TokenEndpoint {
     who: string,
     hint: (detail: string | undefined) => string,
   ): Promise<MintedToken> {
+    // What is exchanged (a signed assertion, a workload identity token) buys access tokens for its
+    // lifetime: masked wherever an endpoint or a proxy might echo it. Grant types and ids are not secrets.
+    for (const [name, value] of form) if (CREDENTIAL_FIELD.test(name)) registerSecretValue(value);
     const started = performance.now();
     let response: HttpResponse;
     try {
@@ -99,6 +106,7 @@ export class TokenEndpoint {
         message: `${this.where}: HTTP 200 without a usable access_token (expected {"access_token": …, "expires_in": …})`,
       });
     }
+    registerSecretValue(parsed.access_token);
     const now = this.#o.now();
     const fromExpiresIn = parsed.expires_in === undefined ? undefined : now + parsed.expires_in * 1000;
     const fromJwt = jwtExpiryMs(parsed.access_token);
