@@ -98,6 +98,7 @@ providers:
   - name: sim
     type: stackit
     auditLogUrl: "${o.sim.url}"
+    allowInsecureHttp: true
     auth: { token: "\${SIM_TOKEN}" }
     rateLimit: { requestsPerMinute: 1000000, burst: 100000 }
     lookback: ${o.lookback}

@@ -4,8 +4,9 @@ import convict from 'convict';
 import { DURATION_PATTERN, formatDuration, parseDuration } from './duration.ts';
 import { type ConfigIssue, formatPath, type PathSegment } from './errors.ts';
 import { type Env, interpolateEnv } from './fields.ts';
-import { redactUrl } from './redact.ts';
+import { redactUrl, registerSecretValue } from './redact.ts';
 import { didYouMean } from './suggest.ts';
+import { hasInlinePassword } from './transport.ts';
 import type { DaemonSettings, LogLevel } from './types.ts';
 import { isPlainObject, kindOf } from './values.ts';
 import type { Position } from './yaml-source.ts';
@@ -516,6 +517,14 @@ function prepare(
       issues.push({ ...at(here), message: `must be a single value, not ${kindOf(value)}` });
       continue;
     }
+    if (typeof value === 'string' && node.format === f('redis-url') && hasInlinePassword(value)) {
+      issues.push({
+        ...at(here),
+        message:
+          'must not hold a password written in the file (inline secrets are refused): reference it, e.g. redis://:${REDIS_PASSWORD}@redis:6379, or set REDIS_URL in the environment',
+      });
+      continue;
+    }
     if (typeof value === 'string') {
       const { value: resolved, missing } = interpolateEnv(value, env);
       if (missing.length > 0) {
@@ -625,6 +634,7 @@ function convictIssues(message: string, ctx: DaemonContext, at: Locator): Config
 
 function toSettings(values: DaemonValues): DaemonSettings {
   const url = values.redis.url;
+  registerUrlPassword(url);
   const redis = { url, prefix: values.redis.prefix };
   // The URL may carry a password: config dumps (JSON.stringify, pino, util.inspect) show it masked.
   const masked = () => ({ url: redactUrl(url), prefix: redis.prefix });
@@ -656,4 +666,15 @@ function toSettings(values: DaemonValues): DaemonSettings {
     },
     shutdownTimeoutMs: values.shutdownTimeout,
   };
+}
+
+/** The Redis password (or lone user name) in a URL, known to the redactor like any other secret. */
+function registerUrlPassword(url: string): void {
+  try {
+    const parsed = new URL(url);
+    const secret = parsed.password !== '' ? parsed.password : parsed.username;
+    if (secret !== '') registerSecretValue(decodeURIComponent(secret));
+  } catch {
+    // not a URL: the format check reports it
+  }
 }

@@ -9,6 +9,15 @@ import { duration, name } from './fields.ts';
 
 const DAY = 86_400_000;
 
+/** The opt-in to plain http:// URLs for an entry that sends credentials. */
+const allowInsecureHttp = () =>
+  z
+    .boolean()
+    .optional()
+    .describe(
+      'Allow plain http:// URLs although credentials travel with the requests (refused otherwise). Only for a loopback address or an in-cluster sidecar; logged as a warning.',
+    );
+
 const interval = () =>
   duration({ min: 1_000, max: DAY }).describe('How often to poll, e.g. 30s or 5m (1s to 1d).');
 
@@ -18,6 +27,7 @@ export const providerCommon = z.object({
   interval: interval()
     .optional()
     .describe("Default poll interval of this provider's scopes (falls back to daemon.poll.interval)."),
+  allowInsecureHttp: allowInsecureHttp(),
 });
 
 export const scopeCommon = z.object({
@@ -37,6 +47,7 @@ export const scopeCommon = z.object({
 export const sinkCommon = z.object({
   name: name().describe('Name of this sink; scopes refer to it in their sinks list. Unique among sinks.'),
   type: z.string().describe('Sink type.'),
+  allowInsecureHttp: allowInsecureHttp(),
 });
 
 export const PROVIDER_KEYS = Object.keys(providerCommon.shape);

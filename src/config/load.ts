@@ -25,6 +25,7 @@ import {
 } from './errors.ts';
 import { type Env, withEnv } from './fields.ts';
 import { closest, didYouMean } from './suggest.ts';
+import { holdsSecret, urlSettings } from './transport.ts';
 import type { ScopeSpec, ShipperConfig } from './types.ts';
 import { isPlainObject, kindOf } from './values.ts';
 import { parseYaml, type YamlSource } from './yaml-source.ts';
@@ -310,6 +311,44 @@ class Loader {
     }
   }
 
+  /**
+   * G6 for one provider or sink: credentials in a URL are refused (they escape Secret handling), and so
+   * is a plain http:// URL when credentials travel with its requests, unless the entry says
+   * `allowInsecureHttp: true` (a loopback address, an in-cluster sidecar), which is then warned about.
+   * Every provider sends credentials; a sink does when it has any.
+   */
+  #checkTransport(
+    settings: unknown,
+    allowed: boolean,
+    credentialed: boolean,
+    path: readonly PathSegment[],
+    what: string,
+  ): void {
+    for (const { path: below, url } of urlSettings(settings)) {
+      const at = [...path, ...below];
+      if (url.username !== '' || url.password !== '') {
+        this.#issue(
+          at,
+          'must not carry credentials (user:password@): they would bypass secret handling; use the auth settings with ${VAR} references or *File paths',
+        );
+        continue;
+      }
+      if (url.protocol !== 'http:' || !credentialed) continue;
+      if (!allowed) {
+        this.#issue(
+          at,
+          `plain http:// would send the credentials of ${what} in clear text: use https://, or set allowInsecureHttp: true on this entry if ${url.host} is a loopback address or an in-cluster sidecar`,
+        );
+      } else {
+        this.#warnings.push({
+          path: formatPath(at),
+          ...this.#locate(at),
+          message: `${what} sends its credentials over plain HTTP to ${url.host} (allowInsecureHttp: true): anyone on the network path can read them. Only for loopback or an in-cluster sidecar.`,
+        });
+      }
+    }
+  }
+
   #uniqueName(seen: Map<string, number>, name: unknown, path: readonly PathSegment[], noun: string): void {
     if (typeof name !== 'string') return;
     const index = path[1] as number;
@@ -334,6 +373,10 @@ class Loader {
         ? this.#parse(module.providerSchema, omit(entry, PROVIDER_KEYS), path, PROVIDER_KEYS)
         : { ok: false as const };
       if (module) this.#checkTls(entry, path, `provider "${String(entry.name)}"`);
+      if (settings.ok) {
+        const allowed = common.ok && common.value.allowInsecureHttp === true;
+        this.#checkTransport(settings.value, allowed, true, path, `provider "${String(entry.name)}"`);
+      }
       if (typeof entry.name !== 'string' || drafts.has(entry.name)) continue;
       const intervalMs = common.ok ? common.value.interval : undefined;
       drafts.set(entry.name, {
@@ -359,6 +402,16 @@ class Loader {
         ? this.#parse(module.schema, omit(entry, SINK_KEYS), path, SINK_KEYS)
         : { ok: false as const };
       if (module) this.#checkTls(entry, path, `sink "${String(entry.name)}"`);
+      if (settings.ok) {
+        const allowed = common.ok && common.value.allowInsecureHttp === true;
+        this.#checkTransport(
+          settings.value,
+          allowed,
+          holdsSecret(settings.value),
+          path,
+          `sink "${String(entry.name)}"`,
+        );
+      }
       if (typeof entry.name !== 'string' || drafts.has(entry.name)) continue;
       drafts.set(entry.name, {
         index,

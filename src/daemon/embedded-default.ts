@@ -17,6 +17,7 @@ providers:
   - name: simulator
     type: stackit
     auditLogUrl: \${AUDITLOG_SIM_URL}
+    allowInsecureHttp: true # the simulator listens on loopback
     auth:
       token: \${AUDITLOG_SIM_TOKEN}
     interval: 10s

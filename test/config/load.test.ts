@@ -74,6 +74,7 @@ describe('valid configs', () => {
         - name: slow
           type: stackit
           auditLogUrl: http://localhost:8080
+          allowInsecureHttp: true
           auth: { token: "\${STACKIT_TOKEN}" }
       scopes:
         - provider: fast
@@ -117,7 +118,10 @@ describe('valid configs', () => {
       { name: 'archive', type: 'file', settings: { path: '/data/events.ndjson', fsync: false } },
       { name: 'out', type: 'stdout', settings: {} },
     ]);
-    expect(warnings).toEqual([]);
+    // The plain-HTTP provider is allowed, and warned about.
+    expect(warnings).toEqual([
+      'providers[1].auditLogUrl (line 18, column 18): provider "slow" sends its credentials over plain HTTP to localhost:8080 (allowInsecureHttp: true): anyone on the network path can read them. Only for loopback or an in-cluster sidecar.',
+    ]);
   });
 
   it('reads a file by path, and reports an unreadable one', () => {

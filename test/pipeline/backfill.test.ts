@@ -65,6 +65,7 @@ providers:
   - name: sim
     type: stackit
     auditLogUrl: \${SIM_URL}
+    allowInsecureHttp: true
     auth: { token: "\${SIM_TOKEN}" }
     lookback: ${lookback}
     overlap: 1m

@@ -45,6 +45,7 @@ providers:
     interval: 45s
     auditLogUrl: \${SIM_URL}
     resourceManagerUrl: \${SIM_URL}
+    allowInsecureHttp: true
     auth: { token: "\${SIM_TOKEN}" }
     retry: { attempts: 2, initialBackoff: 10ms, maxBackoff: 10ms }
     lookback: 3h

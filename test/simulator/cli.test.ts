@@ -54,7 +54,13 @@ describe('auditlog-shipper simulate', () => {
       const doc = parse(yamlText) as { providers: unknown[]; scopes: unknown[] };
       const tokenRef = '${SIM_TOKEN}';
       expect(doc.providers).toEqual([
-        { name: 'sim', type: 'stackit', auditLogUrl: url, auth: { token: tokenRef } },
+        {
+          name: 'sim',
+          type: 'stackit',
+          auditLogUrl: url,
+          allowInsecureHttp: true,
+          auth: { token: tokenRef },
+        },
       ]);
       expect(doc.scopes).toEqual(ids.map((project) => ({ provider: 'sim', project })));
 

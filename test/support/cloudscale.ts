@@ -172,6 +172,7 @@ providers:
   - name: cs
     type: cloudscale
     apiUrl: "\${SIM_URL}"
+    allowInsecureHttp: true
     lookback: ${overrides.lookback ?? '30m'}
     overlap: ${overrides.overlap ?? '5m'}
     requestTimeout: 5s

@@ -49,6 +49,7 @@ providers:
     type: stackit
     auditLogUrl: "\${SIM_URL}"
     resourceManagerUrl: "\${SIM_URL}"
+    allowInsecureHttp: true
     auth: ${c.auth ?? '{ token: "${SIM_TOKEN}" }'}
     rateLimit: { requestsPerMinute: ${rate.requestsPerMinute}, burst: ${rate.burst} }
     overlap: ${c.overlap ?? '20s'}

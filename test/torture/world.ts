@@ -375,6 +375,7 @@ providers:
     type: stackit
     auditLogUrl: "\${PROVIDER_URL}"
     resourceManagerUrl: "\${SIM_URL}"
+    allowInsecureHttp: true
     auth: { serviceAccountKeyFile: ${c.keyPath}, tokenEndpoint: "\${SIM_URL}/token" }
     rateLimit: { requestsPerMinute: 100000, burst: 1000 }
     overlap: ${STACKIT_OVERLAP_MS / 1000}s
@@ -385,6 +386,7 @@ providers:
   - name: cloudscale
     type: cloudscale
     apiUrl: "\${PROVIDER_URL}"
+    allowInsecureHttp: true
     lookback: 30m
     overlap: 5m
     requestTimeout: ${REQUEST_TIMEOUT_MS / 1000}s
@@ -399,12 +401,14 @@ sinks:
   - name: loki
     type: loki
     url: "\${LOKI_URL}"
+    allowInsecureHttp: true
     tenant: torture
     timeout: ${SINK_TIMEOUT_MS / 1000}s
     batch: { maxEvents: 500, linger: 200ms }
   - name: es
     type: elasticsearch
     url: "\${ES_URL}"
+    allowInsecureHttp: true
     auth: { apiKey: "\${ES_KEY}" }
     manageTemplate: true
     timeout: ${SINK_TIMEOUT_MS / 1000}s
@@ -414,6 +418,7 @@ sinks:
     bucket: "\${S3_BUCKET}"
     prefix: ${S3_PREFIX}
     endpoint: "\${S3_URL}"
+    allowInsecureHttp: true
     auth: { accessKeyId: "\${S3_KEY}", secretAccessKey: "\${S3_SECRET}" }
     timeout: ${SINK_TIMEOUT_MS / 1000}s
     batch: { maxEvents: 1000, linger: 3s }

@@ -106,11 +106,17 @@ export function configSnippet(
     '  - name: sim',
     '    type: stackit',
     `    auditLogUrl: ${url}`,
+    '    allowInsecureHttp: true # the simulator listens on plain HTTP',
     '    auth:',
     '      token: ${SIM_TOKEN}',
   ];
   if (cloudscale.length > 0)
-    lines.push('  - name: sim-cloudscale', '    type: cloudscale', `    apiUrl: ${url}`);
+    lines.push(
+      '  - name: sim-cloudscale',
+      '    type: cloudscale',
+      `    apiUrl: ${url}`,
+      '    allowInsecureHttp: true',
+    );
   lines.push('scopes:');
   for (const scope of scopes) lines.push('  - provider: sim', `    ${scope.kind}: ${scope.id}`);
   for (const project of cloudscale) {

@@ -32,7 +32,12 @@ describe('auditlog-shipper simulate --cloudscale', () => {
 
       const snippet = out.slice(out.indexOf('providers:'));
       const doc = parse(snippet) as { providers: unknown[] };
-      expect(doc.providers[1]).toEqual({ name: 'sim-cloudscale', type: 'cloudscale', apiUrl: url });
+      expect(doc.providers[1]).toEqual({
+        name: 'sim-cloudscale',
+        type: 'cloudscale',
+        apiUrl: url,
+        allowInsecureHttp: true,
+      });
       const loaded = loadConfig(
         { text: `${snippet}sinks:\n  - name: out\n    type: stdout\n`, origin: 'snippet' },
         { env: tokens },
