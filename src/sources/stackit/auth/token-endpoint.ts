@@ -10,7 +10,8 @@ import { errorMessageOf } from '../error-body.ts';
 import { jwtExpiryMs } from './jwt.ts';
 
 /** Form fields of a token exchange that carry credentials (`assertion`, `subject_token`, …). */
-const CREDENTIAL_FIELD = /assertion|token|secret|password/i;
+const CREDENTIAL_FIELD =
+  /^(assertion|client_assertion|subject_token|actor_token|client_secret|password|refresh_token)$/;
 
 /** Renew this long before a token expires (research/providers.md §2.4), or half its life if shorter. */
 const RENEW_BEFORE_MS = 5 * 60_000;
