@@ -31,6 +31,7 @@ async function writeConfig(receiverUrl = 'https://audit-receiver.example.com'): 
     type: stackit
     auditLogUrl: ${sim.url}
     resourceManagerUrl: ${sim.url}
+    allowInsecureHttp: true
     auth:
       token: \${SIM_TOKEN}
     retry: { attempts: 2, initialBackoff: 10ms, maxBackoff: 10ms }

@@ -37,6 +37,7 @@ describe('end to end: simulator → daemon → file, Loki, Elasticsearch and S3 
   - name: es
     type: elasticsearch
     url: ${es.url}
+    allowInsecureHttp: true
     auth: { apiKey: "\${ES_KEY}" }
     manageTemplate: true
     batch: { maxEvents: 300, linger: 200ms }
@@ -45,6 +46,7 @@ describe('end to end: simulator → daemon → file, Loki, Elasticsearch and S3 
     bucket: ${s3.bucket}
     prefix: e2e/
     endpoint: ${s3.url}
+    allowInsecureHttp: true
     auth: { accessKeyId: "\${S3_KEY}", secretAccessKey: "\${S3_SECRET}" }
     batch: { maxEvents: 500, linger: 1s }
 `,

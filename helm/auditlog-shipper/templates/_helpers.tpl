@@ -131,6 +131,7 @@ providers:
   - name: simulator
     type: stackit
     auditLogUrl: http://{{ include "auditlog-shipper.simulatorName" . }}:8080
+    allowInsecureHttp: true # the demo simulator, a Service in the same namespace
     auth:
       token: ${AUDITLOG_SIM_TOKEN}
     interval: 10s
