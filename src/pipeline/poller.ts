@@ -138,6 +138,11 @@ export class Poller {
       timer();
       // Logged while the lease is still held: "poll started"/"poll ended" bracket the exclusive section.
       log.debug({ outcome, ...progress }, 'poll ended');
+      // A wait the provider asked for is recorded before the lease goes, so no poll slips in between.
+      const waitMs = failure instanceof ProviderError ? failure.retryAfterMs : undefined;
+      if (waitMs !== undefined) {
+        await this.#deps.state.deferUntil(scope.key, this.#now() + waitMs).catch(() => undefined);
+      }
       await lease.release().catch(() => undefined);
     }
 

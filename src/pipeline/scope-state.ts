@@ -129,6 +129,11 @@ export class ScopeStateStore {
     };
   }
 
+  /** Records that the provider asked this scope to wait until `untilMs`. */
+  async deferUntil(scopeKey: string, untilMs: number): Promise<void> {
+    await this.#redis.hset(this.#keys.status(scopeKey), 'waitUntil', untilMs);
+  }
+
   /** Until when the provider asked this scope to wait (epoch ms), if it did. */
   async waitUntil(scopeKey: string): Promise<number | undefined> {
     const until = await this.#redis.hget(this.#keys.status(scopeKey), 'waitUntil');
