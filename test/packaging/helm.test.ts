@@ -193,6 +193,42 @@ describe('Helm chart rendered by a real helm', () => {
     }
   });
 
+  it('every inline example in values.yaml comments (e.g. [..] or {..}) renders as the value it documents', async () => {
+    const examplesFound: Array<{ path: string; value: unknown }> = [];
+    const stack: Array<{ indent: number; key: string }> = [];
+    let pending: unknown[] = [];
+    for (const line of readFileSync(join(chart, 'values.yaml'), 'utf8').split('\n')) {
+      const comment = /^\s*#.*\be\.g\. ([[{].*?[\]}])(?=[ .,;]|$)/.exec(line);
+      if (comment) pending.push(parse(comment[1] as string));
+      const key = /^(\s*)([A-Za-z][\w]*):/.exec(line);
+      if (!key) continue;
+      const indent = (key[1] as string).length;
+      while (stack.length > 0 && (stack.at(-1) as { indent: number }).indent >= indent) stack.pop();
+      stack.push({ indent, key: key[2] as string });
+      for (const value of pending) examplesFound.push({ path: stack.map((k) => k.key).join('.'), value });
+      pending = [];
+    }
+    expect(examplesFound.map((e) => e.path)).toEqual(
+      expect.arrayContaining(['extraEnv', 'envFrom', 'metrics.prometheusRule.disabledAlerts', 'dataVolume']),
+    );
+    for (const { path, value } of examplesFound) {
+      const result = run([
+        'template',
+        'audit',
+        chart,
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set-json',
+        `${path}=${JSON.stringify(value)}`,
+      ]);
+      expect(result.status, `${path}: ${result.stderr}`).toBe(0);
+      const manifests = parseAllDocuments(result.stdout)
+        .map((doc) => doc.toJSON() as Manifest | null)
+        .filter((m): m is Manifest => m !== null);
+      expect(await validateManifests(manifests), path).toEqual([]);
+    }
+  });
+
   it('renders every example into manifests the Kubernetes and prometheus-operator schemas accept', async () => {
     expect(examples.length).toBeGreaterThanOrEqual(6);
     expect(readmeExamples.length).toBeGreaterThanOrEqual(1);
