@@ -58,6 +58,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly eventsOutsideRange = new Counter({
+    name: `${PREFIX}events_outside_range_total`,
+    help: 'Events a provider returned dated before the time range the request asked for; logged with their ids, not committed.',
+    labelNames: ['provider', 'scope_kind'] as const,
+    registers: [this.registry],
+  });
+
   readonly lateArrivalSeconds = new Histogram({
     name: `${PREFIX}late_arrival_seconds`,
     help: 'First seen minus event time of newly committed events: size the overlap window from its high quantiles.',

@@ -245,6 +245,7 @@ export class Poller {
       if (result.added.length > 0) metrics.eventsCommitted.inc(labels, result.added.length);
       if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
       for (const conflict of result.conflicts) this.#idConflict(conflict, scope, log);
+      if (page.outsideRange) metrics.eventsOutsideRange.inc(labels, page.outsideRange);
       for (const event of this.#deps.lane === 'backfill' ? [] : result.added) {
         metrics.lateArrivalSeconds.observe(
           { provider: scope.providerType },

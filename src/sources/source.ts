@@ -115,6 +115,11 @@ export interface Page {
   readonly checkpoint: Checkpoint;
   /** Ids of events older than this (epoch ms) can never be returned again and may leave the seen-set. */
   readonly forgetSeenBeforeMs: number;
+  /**
+   * Events the provider returned that the page leaves out because they lie outside the time range the
+   * request asked for (the source logs them with their ids; the pipeline counts them).
+   */
+  readonly outsideRange?: number;
 }
 
 export interface PullContext {

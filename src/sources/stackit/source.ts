@@ -33,7 +33,14 @@ import {
 import { walkHierarchy } from './discovery.ts';
 import { itemDefects, parsePage, type RawItem, toAuditEvent } from './page.ts';
 import { ResourceManagerClient } from './resource-manager.ts';
-import { planRange, planWindows, resumeFromMs, seenHorizonMs, type TimeWindow } from './windows.ts';
+import {
+  beforeWindow,
+  planRange,
+  planWindows,
+  resumeFromMs,
+  seenHorizonMs,
+  type TimeWindow,
+} from './windows.ts';
 
 /** Kept between a window's start and the retention edge: a window planned now is still readable later. */
 const RETENTION_MARGIN_MS = 10 * 60_000;
@@ -215,6 +222,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
               : this.#owned(page.events, floor, Number.POSITIVE_INFINITY, ctx),
           checkpoint: { state: nextState, ...(hwm === undefined ? {} : { watermarkMs: hwm }) },
           forgetSeenBeforeMs: seenHorizonMs(resumeFromMs(hwm, origin, overlapMs) ?? first.startMs),
+          ...(page.outsideRange > 0 ? { outsideRange: page.outsideRange } : {}),
         };
       }
     }
@@ -278,6 +286,7 @@ export class StackitSource implements Source<StackitScopeSettings> {
           checkpoint: { state: state(), watermarkMs: hwm },
           // Windows of a backfill do not overlap: ids before the current window are never read again.
           forgetSeenBeforeMs: seenHorizonMs(window.startMs),
+          ...(page.outsideRange > 0 ? { outsideRange: page.outsideRange } : {}),
         };
       }
     }
@@ -286,13 +295,23 @@ export class StackitSource implements Source<StackitScopeSettings> {
   /**
    * The pages of one window, following cursors until none is left. `complete` marks the last page:
    * only then has the whole window been read.
+   *
+   * An item whose eventTimeStamp lies before the window (beyond the bounds' slack) is left out and
+   * reported, not committed. Its id may have left the seen-set long ago, so committing it would ship it
+   * again on every poll that returns it (issue 9 §6). Nothing legitimate is lost: the API filters on
+   * eventTimeStamp, so the event belongs to the window that covers its time, which this lane (or a
+   * backfill) has read already: it was shipped then, or it became visible only after its window was
+   * read for the last time, i.e. later than `overlap`, which even a correct API would not have returned
+   * to us; the warning names its id and time, so such a case is visible and `overlap` can be raised.
+   * Items after the window are kept: their ids outlive the seen horizon, so they cannot come back as
+   * new, and the window that covers them may not have been read yet.
    */
   async *#readWindow(
     scope: PollScope<StackitScopeSettings>,
     window: TimeWindow,
     lane: Lane,
     ctx: PullContext,
-  ): AsyncIterable<{ events: AuditEvent[]; complete: boolean }> {
+  ): AsyncIterable<{ events: AuditEvent[]; complete: boolean; outsideRange: number }> {
     let cursor: string | undefined;
     const cursorsSeen = new Set<string>();
     for (let pageNo = 1; ; pageNo++) {
@@ -300,13 +319,39 @@ export class StackitSource implements Source<StackitScopeSettings> {
       const where = `stackit ${scope.ref.kind} ${scope.ref.id}, window ${describe(window)}, page ${pageNo}`;
       const body = await this.#client.fetchPage(scope.ref, window, cursor, lane, ctx.signal, ctx.log);
       const page = parsePageForPoll('stackit', parsePage, body, where);
-      const events = page.items.map((item) => this.#toEvent(item, scope, window, where, ctx));
+      const mapped = page.items.map((item) => this.#toEvent(item, scope, window, where, ctx));
+      // Only events with their own eventTimeStamp: a derived time says nothing about the filter.
+      const outside = mapped.filter(
+        (event, i) =>
+          !hasDefect(page.items[i] as RawItem, 'eventTimeStamp') && beforeWindow(window, event.timeMs),
+      );
+      const events = outside.length === 0 ? mapped : mapped.filter((event) => !outside.includes(event));
+      if (outside.length > 0) this.#reportOutside(outside, scope, where, ctx);
       const next = page.cursor;
       if (next !== undefined) this.#checkProgress(next, cursor, cursorsSeen, pageNo, where);
-      yield { events, complete: next === undefined };
+      yield { events, complete: next === undefined, outsideRange: outside.length };
       if (next === undefined) return;
       cursor = next;
     }
+  }
+
+  #reportOutside(
+    outside: readonly AuditEvent[],
+    scope: PollScope<StackitScopeSettings>,
+    where: string,
+    ctx: PullContext,
+  ): void {
+    ctx.log.warn(
+      {
+        scope: scope.key,
+        provider: this.#provider.name,
+        events: outside.slice(0, 20).map((event) => ({ id: event.id, time: event.time })),
+        count: outside.length,
+      },
+      `${where}: the API returned ${outside.length} event(s) dated before the window it was asked for; ` +
+        'not committed (the window covering their time owns them, and was read already). An event shipped ' +
+        'nowhere before arrived later than overlap: raise overlap',
+    );
   }
 
   /**
@@ -458,4 +503,9 @@ function readState(checkpoint: Checkpoint | undefined, scopeKey: string): Stacki
 
 function describe(window: TimeWindow): string {
   return `[${new Date(window.startMs).toISOString()}, ${new Date(window.endMs).toISOString()})`;
+}
+
+/** The item lacks a usable `field` (its envelope value was derived). */
+function hasDefect(item: RawItem, field: 'eventTimeStamp'): boolean {
+  return itemDefects(item.value).some((d) => d.field === field);
 }

@@ -68,12 +68,24 @@ export function resumeFromMs(
   return originMs;
 }
 
+/** Slack for providers whose range bounds are inclusive or rounded. */
+export const BOUNDS_SLACK_MS = 60_000;
+
 /**
  * Ids of events older than this can leave the seen-set: no later poll asks for that time again. A
  * minute of slack covers providers whose range bounds are inclusive or rounded.
  */
 export function seenHorizonMs(nextStartMs: number): number {
-  return nextStartMs - 60_000;
+  return nextStartMs - BOUNDS_SLACK_MS;
+}
+
+/**
+ * An event the API returned for `window` although its event time lies before it (beyond the slack).
+ * Such an event is not committed (see StackitSource: the window that covers its time owns it), because
+ * its id may already have left the seen-set, and committing it would ship it again on every poll.
+ */
+export function beforeWindow(window: TimeWindow, eventTimeMs: number): boolean {
+  return eventTimeMs < window.startMs - BOUNDS_SLACK_MS;
 }
 
 export interface RangePlanInput {
