@@ -109,6 +109,17 @@ const CASES: readonly HostileCase[] = [
   },
 ];
 
+function replaceAll(bytes: Buffer, find: Buffer, by: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (let at = bytes.indexOf(find, from); at !== -1; at = bytes.indexOf(find, from)) {
+    parts.push(bytes.subarray(from, at), by);
+    from = at + find.length;
+  }
+  parts.push(bytes.subarray(from));
+  return Buffer.concat(parts);
+}
+
 /** Peak resident memory of a process, from /proc (Linux). */
 async function peakRssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -184,6 +195,94 @@ describe('a hostile provider (issue 9)', () => {
       lines.some((l) => String(l.msg).includes('127.0.0.1:9/stolen') && /network/.test(String(l.msg))),
     ).toBe(false);
     expect(await daemon.strayLines()).toEqual([]);
+  }, 400_000);
+
+  it('keeps what a provider sends on every read, byte for byte: invalid UTF-8, 100,000 levels of nesting', async () => {
+    scenario = await startCloudscaleScenario({ projects: 3, eventsPerMinute: 40, historyMs: 60_000 });
+    const s = scenario;
+    const [utf8, deep] = s.projects as [(typeof s.projects)[number], (typeof s.projects)[number]];
+    const DEEP_ACTION = Buffer.from('"action":"network_create"');
+    const nested = Buffer.from(`"deep":${'['.repeat(100_000)}${']'.repeat(100_000)},`);
+    // The same alteration on every read, as a provider with such data would send it.
+    const alter = new Map<string, (bytes: Buffer) => Buffer>([
+      [
+        utf8.name,
+        (b) =>
+          replaceAll(
+            b,
+            Buffer.from('has been'),
+            Buffer.from([0x68, 0x61, 0x73, 0xff, 0xfe, 0x62, 0x65, 0x65, 0x6e]),
+          ),
+      ],
+      [deep.name, (b) => replaceAll(b, DEEP_ACTION, Buffer.concat([nested, DEEP_ACTION]))],
+    ]);
+    const byToken = new Map(s.projects.map((p) => [`Bearer ${p.token}`, alter.get(p.name)]));
+    proxy = new FaultProxy(s.sim.url);
+    await proxy.start();
+    proxy.misbehave((req) => {
+      const edit = byToken.get(String(req.headers.authorization));
+      if (edit === undefined) return undefined;
+      return {
+        type: 'rewrite',
+        edit: (reply) => (reply.status === 200 ? { ...reply, body: edit(reply.body) } : reply),
+      };
+    });
+    const daemon = s.daemon(await s.config(), { SIM_URL: proxy.url });
+
+    /** What each project's entries are, as the provider sends them (base64 of the bytes, a multiset). */
+    const expected = () =>
+      s.projects.flatMap((p) =>
+        s.sim.cloudscale.truth({ project: p.name }).map((e) => {
+          const bytes = Buffer.from(e.raw, 'utf8');
+          return `${p.name} ${(alter.get(p.name)?.(bytes) ?? bytes).toString('base64')}`;
+        }),
+      );
+    const delivered = async () =>
+      (await readSinkFiles([s.sinkPath])).map((r) => {
+        const meta = JSON.parse(r.line) as {
+          scope: { id: string };
+          rawBase64?: string;
+          anomalies?: string[];
+        };
+        const bytes = meta.rawBase64 ? Buffer.from(meta.rawBase64, 'base64') : Buffer.from(r.raw, 'utf8');
+        return { key: `${meta.scope.id} ${bytes.toString('base64')}`, meta, bytes };
+      });
+    let missing: string[] = [];
+    await waitFor(
+      'every entry as the provider sent it',
+      async () => {
+        const have = new Set((await delivered()).map((d) => d.key));
+        missing = expected().filter((key) => !have.has(key));
+        return missing.length === 0;
+      },
+      180_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}: ${missing.length} missing`);
+    });
+    const records = await delivered();
+    const keys = records.map((r) => r.key);
+    expect(keys.length - new Set(keys).size, 'delivered twice').toBe(0);
+    const want = new Set(expected());
+    expect(
+      keys.filter((k) => !want.has(k)),
+      'delivered but never sent',
+    ).toEqual([]);
+
+    const ofUtf8 = records.filter((r) => r.meta.scope.id === utf8.name);
+    expect(ofUtf8.length).toBeGreaterThan(0);
+    for (const r of ofUtf8) expect(r.meta.anomalies?.some((a) => a.startsWith('invalid_utf8'))).toBe(true);
+    const deepOnes = records.filter((r) => r.meta.scope.id === deep.name && r.bytes.includes(nested));
+    expect(deepOnes.length).toBeGreaterThan(0);
+    for (const r of deepOnes) expect(r.meta.anomalies?.some((a) => a.startsWith('too_deep'))).toBe(true);
+
+    const lines = await daemon.logLines();
+    const deepError = lines.find(
+      (l) =>
+        l.scope === `cloudscale:project:${deep.name}` && l.level === 'error' && /nested/.test(String(l.msg)),
+    );
+    expect(String(deepError?.msg)).toMatch(/cloudscale provider "cs".*project project-1/);
+    expect(daemon.child.exitCode).toBeNull();
+    expect(await peakRssBytes(daemon.child.pid as number)).toBeLessThan(512 * 1024 * 1024);
   }, 400_000);
 
   it('refuses a next URL that downgrades https to http (another origin), before sending anything', () => {
