@@ -11,6 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/daemon/redis-server.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const SYSTEM_NODE = '/usr/bin/node';
@@ -79,14 +80,30 @@ describe("a newcomer's shell", () => {
     spawnSync('sh', ['-c', 'echo /node_modules >> .git/info/exclude'], { cwd: clone });
     utimesSync(join(clone, 'package-lock.json'), new Date(0), new Date(0));
 
-    started = spawn('bash', ['scripts/start.sh'], { cwd: clone, stdio: ['ignore', 'ignore', 'pipe'] });
+    const metricsPort = await freePort();
+    // Its own metrics port: other tests (or a developer's start.sh) may hold the default 9464.
+    started = spawn('bash', ['scripts/start.sh'], {
+      cwd: clone,
+      env: { ...process.env, METRICS_PORT: String(metricsPort) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     started.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
     const exited = new Promise<number | null>((done) => started?.on('exit', (code) => done(code)));
+    // Running for real: events written, and ready (its signal handlers are installed by then, so the
+    // SIGINT below is a clean shutdown, not a kill during start).
+    const events = join(clone, 'data/events.ndjson');
     await expect
-      .poll(() => existsSync(join(clone as string, 'data/events.ndjson')), { timeout: 90_000, interval: 500 })
+      .poll(
+        async () => {
+          if (!existsSync(events) || readFileSync(events, 'utf8').length === 0) return false;
+          const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).catch(() => undefined);
+          return ready?.status === 200;
+        },
+        { timeout: 90_000, interval: 500 },
+      )
       .toBe(true);
     started.kill('SIGINT');
     expect(await exited, stderr.slice(-2000)).toBe(0);
