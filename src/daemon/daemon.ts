@@ -30,6 +30,7 @@ import { Poller } from '../pipeline/poller.ts';
 import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
 import { fingerprint } from './fingerprint.ts';
+import { LinkReconcilerSet } from './link-reconcilers.ts';
 import { checkRedisServer, connectRedis, duplicateRedis } from './redis.ts';
 import { RedisServerProcess } from './redis-server.ts';
 import { SinkSet } from './sink-set.ts';
@@ -64,6 +65,7 @@ export class Daemon {
   #catalog: ScopeCatalog | undefined;
   #reconciler: ScheduleReconciler | undefined;
   #discovery: DiscoveryService | undefined;
+  #linkReconcilers: LinkReconcilerSet | undefined;
   #backfillCoordinator: BackfillCoordinator | undefined;
   #backfillWorker: BackfillWorker | undefined;
   #metricsPort: number | undefined;
@@ -126,6 +128,7 @@ export class Daemon {
     this.#reconciler?.markDirty();
     void this.#reconciler?.tick();
     void this.#discovery?.tick();
+    await this.#linkReconcilers?.apply(this.#config);
     return {
       providers,
       sinks,
@@ -308,6 +311,13 @@ export class Daemon {
       onChange: () => reconciler.markDirty(),
     });
     this.#discovery.start();
+    // STACKIT Telemetry Links, if a provider asks for it (telemetry.reconcile); leader only.
+    this.#linkReconcilers = new LinkReconcilerSet({
+      instanceId: settings.instanceId,
+      isLeader: () => leader.tryLead(),
+      log,
+    });
+    await this.#linkReconcilers.apply(this.config);
     this.#backfillCoordinator = new BackfillCoordinator({
       queue: backfillQueue,
       store: backfills,
@@ -401,6 +411,7 @@ export class Daemon {
     };
     log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
     await step('discovery', 0.1, () => this.#discovery?.stop());
+    await step('link reconcilers', 0.1, () => this.#linkReconcilers?.stop());
     await step('backfill coordinator', 0.1, () => this.#backfillCoordinator?.stop());
     await step('schedule reconciler', 0.1, () => this.#reconciler?.stop());
     await step('poll workers', 0.6, () =>

@@ -8,11 +8,8 @@ import type { Env } from '../../config/fields.ts';
 import { loadConfig } from '../../config/load.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { ProviderError } from '../../sources/errors.ts';
-import { StackitApi } from '../../sources/stackit/api.ts';
-import { createTokenSource } from '../../sources/stackit/auth/create.ts';
 import type { StackitProviderSettings, StackitScopeSettings } from '../../sources/stackit/config.ts';
-import { ResourceManagerClient } from '../../sources/stackit/resource-manager.ts';
-import { TelemetryLinkClient } from '../../sources/stackit/telemetry/link-client.ts';
+import { openTelemetryClients } from '../../sources/stackit/telemetry/clients.ts';
 import {
   type ApplyOutcome,
   applyLinks,
@@ -21,7 +18,6 @@ import {
   linkLevels,
   planLinks,
 } from '../../sources/stackit/telemetry/links.ts';
-import { TelemetryRouterClient } from '../../sources/stackit/telemetry/router-client.ts';
 import { failCommand, writeOut } from '../command-io.ts';
 
 export interface LinksOptions {
@@ -66,10 +62,10 @@ export async function runLinks(mode: 'plan' | 'apply', options: LinksOptions, io
     const scopes = config.scopes
       .filter((s) => s.provider === provider.name && s.discoveredBy === undefined)
       .map((s) => s.settings as StackitScopeSettings);
-    const clients = openClients(provider.name, settings, config.daemon.instanceId, log);
+    const clients = openTelemetryClients(provider.name, settings, config.daemon.instanceId, log);
+    if (clients === undefined) continue;
     const deps: LinksDeps = {
       provider: provider.name,
-      settings: settings.telemetry as NonNullable<StackitProviderSettings['telemetry']>,
       ...clients,
       signal: new AbortController().signal,
       log,
@@ -99,42 +95,6 @@ export async function runLinks(mode: 'plan' | 'apply', options: LinksOptions, io
   }
   if (options.json) io.out(`${JSON.stringify(jsonReport(report), null, 2)}\n`);
   return code;
-}
-
-function openClients(name: string, settings: StackitProviderSettings, instanceId: string, log: Logger) {
-  const telemetry = settings.telemetry as NonNullable<StackitProviderSettings['telemetry']>;
-  const auth = createTokenSource(settings.auth, {
-    providerName: name,
-    instanceId,
-    timeoutMs: settings.requestTimeout,
-    tls: settings.tls,
-    log,
-    onRequest: () => {},
-  });
-  const api = (label: string, baseUrl: string) =>
-    new StackitApi({
-      providerName: name,
-      api: label,
-      baseUrl,
-      instanceId,
-      timeoutMs: settings.requestTimeout,
-      tls: settings.tls,
-      auth,
-      retry: settings.retry,
-      onRequest: () => {},
-    });
-  const links = new TelemetryLinkClient(api('telemetry-link', telemetry.linkApiUrl));
-  const routers = new TelemetryRouterClient(api('telemetry-router', telemetry.routerApiUrl));
-  const resourceManager = new ResourceManagerClient(api('resource-manager', settings.resourceManagerUrl));
-  return {
-    links,
-    routers,
-    resourceManager,
-    close: async () => {
-      await Promise.all([links.close(), routers.close(), resourceManager.close()]);
-      await auth.close();
-    },
-  };
 }
 
 function table(rows: readonly (readonly string[])[]): string {

@@ -278,9 +278,8 @@ export class StackitTelemetry implements SimModule {
     }
     const fault = this.#deps.faults.next();
     if (fault?.type === 'reset') return { reset: true };
-    if (fault?.type === 'status') {
-      return fault.status >= 500 ? { status: fault.status, body: '' } : message(fault.status, 'fault');
-    }
+    // The specs' 500 has no body; other 5xx come from gateways in front of the API.
+    if (fault?.type === 'status') return { status: fault.status, body: '' };
     this.#sweep();
     const reply = handle();
     return fault?.type === 'slow' ? { ...reply, delayMs: fault.delayMs } : reply;

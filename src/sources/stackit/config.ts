@@ -188,6 +188,12 @@ const telemetrySchema = z
         'displayName of the router, its destination, access tokens and links the shipper creates (at most 32 characters).',
       ),
     destination: destinationSchema,
+    reconcile: z
+      .union([z.literal(false), duration({ min: 60_000, max: 7 * 86_400_000 })])
+      .default(false)
+      .describe(
+        'Off by default. A duration (e.g. 1h) makes the leading daemon replica run `stackit links apply` on that interval, so new projects get their links.',
+      ),
   })
   .describe(
     'STACKIT Telemetry Router push: what `auditlog-shipper stackit links plan|apply` creates for every scope of this provider (configured and discovered).',
