@@ -28,7 +28,13 @@ export type Fault =
   /** A 200 whose body is broken in the named way; transient, the truth is unaffected. */
   | { readonly type: 'malformed'; readonly kind: MalformedKind }
   /** A correct page whose `cursor` is the request's own cursor again (a pagination loop). */
-  | { readonly type: 'repeat-cursor' };
+  | { readonly type: 'repeat-cursor' }
+  /**
+   * cloudscale only: a correct page whose links carry a cursor never handed out before that stands
+   * where the request stood, so following it returns the same entries again (a loop the cursor alone
+   * does not show). Other providers answer normally.
+   */
+  | { readonly type: 'repeat-page' };
 
 /** Per-request probabilities; at most one fault per request (the rates are tried in this order). */
 export interface FaultRates {
@@ -231,6 +237,8 @@ export function parseFault(input: unknown): Fault {
     }
     case 'repeat-cursor':
       return { type: 'repeat-cursor' };
+    case 'repeat-page':
+      return { type: 'repeat-page' };
     default:
       throw new Error(`unknown fault type ${JSON.stringify(input.type)}`);
   }

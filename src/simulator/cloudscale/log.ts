@@ -56,6 +56,11 @@ export interface LogOptions {
   readonly backdate?: BackdateOptions | undefined;
   /** Fraction of entries logged twice, byte-identical, in one transaction (e.g. two volumes of one name). */
   readonly twinFraction?: number | undefined;
+  /**
+   * How many other entries the log gets between an entry and its twin (default 0: the very next id).
+   * A long transaction's entries share its timestamp but interleave with others in key order.
+   */
+  readonly twinDistance?: number | undefined;
   /** Rows are inserted in `[trafficStartMs, trafficEndMs)`, epoch ms. */
   readonly trafficStartMs: number;
   readonly trafficEndMs?: number | undefined;
@@ -111,6 +116,9 @@ export class ProjectLog {
   readonly #commit: ResolvedCommitDelay;
   readonly #backdate: BackdateOptions;
   readonly #twinFraction: number;
+  readonly #twinDistance: number;
+  /** Twins waiting for `twinDistance` more entries before they are appended. */
+  readonly #pendingTwins: { original: LogEntry; remaining: number }[] = [];
   readonly #projects = new Map<string, ProjectTraffic>();
   /** All rows in id order, and the largest commit time among each prefix of them. */
   readonly #rows: LogEntry[] = [];
@@ -135,6 +143,7 @@ export class ProjectLog {
     };
     this.#backdate = options.backdate ?? DEFAULT_BACKDATE;
     this.#twinFraction = Math.min(1, Math.max(0, options.twinFraction ?? 0));
+    this.#twinDistance = Math.max(0, Math.floor(options.twinDistance ?? 0));
     this.retentionMs = options.retentionMs ?? CLOUDSCALE_RETENTION_MS;
     this.#trafficStartMs = options.trafficStartMs;
     this.#trafficEndMs = options.trafficEndMs ?? Number.POSITIVE_INFINITY;
@@ -282,8 +291,21 @@ export class ProjectLog {
     for (const candidate of candidates) {
       const row: LogEntry = { ...candidate, id: this.#nextId++, twinOf: undefined };
       this.#append(row);
-      // Same transaction, same content, the very next id.
-      if (twins.has(candidate)) this.#append({ ...candidate, id: this.#nextId++, twinOf: row.id });
+      this.#releaseTwins();
+      // Same transaction, same content: the very next id, or `twinDistance` entries later.
+      if (twins.has(candidate)) {
+        if (this.#twinDistance === 0) this.#append({ ...candidate, id: this.#nextId++, twinOf: row.id });
+        else this.#pendingTwins.push({ original: row, remaining: this.#twinDistance });
+      }
+    }
+  }
+
+  /** One more entry was appended: twins whose wait is over follow it. */
+  #releaseTwins(): void {
+    for (const pending of this.#pendingTwins) pending.remaining--;
+    while (this.#pendingTwins.length > 0 && (this.#pendingTwins[0]?.remaining ?? 1) <= 0) {
+      const { original } = this.#pendingTwins.shift() as { original: LogEntry };
+      this.#append({ ...original, id: this.#nextId++, twinOf: original.id });
     }
   }
 

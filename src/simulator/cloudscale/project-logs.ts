@@ -44,6 +44,8 @@ export interface CloudscaleOptions {
   readonly backdate?: BackdateOptions | undefined;
   /** Fraction of entries logged twice, byte-identical (default 0). */
   readonly twinFraction?: number | undefined;
+  /** Entries logged between an entry and its twin (default 0: the very next id). */
+  readonly twinDistance?: number | undefined;
   /** Rows are inserted from this time on (epoch ms; default one hour before the simulator starts). */
   readonly trafficStartMs?: number | undefined;
   readonly trafficEndMs?: number | undefined;
@@ -100,6 +102,7 @@ export class CloudscaleProjectLogs implements SimModule {
   readonly #raw = new WeakMap<LogEntry, Buffer>();
   #maintenance: { untilMs: number; retryAfterSec: number } | undefined;
   #cursorRejections: { remaining: number; status: CursorRejectStatus } | undefined;
+  #repeatNonce = 0;
 
   constructor(options: CloudscaleOptions, deps: CloudscaleDeps) {
     this.#deps = deps;
@@ -110,6 +113,7 @@ export class CloudscaleProjectLogs implements SimModule {
       commit: options.commit,
       backdate: options.backdate,
       twinFraction: options.twinFraction,
+      twinDistance: options.twinDistance,
       trafficStartMs: options.trafficStartMs ?? deps.clock.simNow() - DEFAULT_HISTORY_MS,
       trafficEndMs: options.trafficEndMs,
       retentionMs: options.retentionMs,
@@ -310,7 +314,14 @@ export class CloudscaleProjectLogs implements SimModule {
     let next: string | null = result.more ? link(cursor) : null;
     // A pagination loop: `next` sends the client back to the request it just made.
     if (fault?.type === 'repeat-cursor') next = new URL(`${url.pathname}${url.search}`, origin).href;
-    const pollMore = link(cursor);
+    let pollMore = link(cursor);
+    if (fault?.type === 'repeat-page') {
+      // A fresh cursor that reads from where this request stood: the same entries again.
+      const again = new URL(`${url.pathname}${url.search}`, origin);
+      again.searchParams.set('n', String(++this.#repeatNonce));
+      next = result.more ? again.href : null;
+      pollMore = again.href;
+    }
     const raws = result.entries.map((row) => this.#rawBytes(row));
     observation.items = fault?.type === 'malformed' ? 0 : raws.length;
     if (fault?.type === 'malformed') {

@@ -28,8 +28,15 @@ export const stateSchema = z.object({
   hwmMs: z.number().optional(),
   /** Start of a time-based read (first poll or recovery) that has not reached the end of the log yet. */
   sinceMs: z.number().optional(),
-  /** Content digests of the last entries, for numbering identical ones (event-id.ts). */
-  recent: z.array(z.string()).default([]),
+  /** Checkpoints of earlier versions: content digests of the last 100 entries (event-id.ts reads them). */
+  recent: z.array(z.string()).optional(),
+  /** Content digests of the entries in the seen window, per event time, for numbering identical ones. */
+  twins: z.record(z.string(), z.string()).optional(),
+  /**
+   * Fingerprint of the last page that returned entries: a stored cursor whose first page repeats it
+   * exactly does not move (a pagination loop across polls).
+   */
+  lastPage: z.string().optional(),
 });
 
 export type CloudscaleState = z.output<typeof stateSchema>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ProviderError } from '../errors.ts';
 import { elementSha256, parsePageForPoll, structureDefect } from '../json-page.ts';
 import type {
@@ -52,6 +53,8 @@ interface Read {
   /** The URL is a stored cursor, which the API may refuse. */
   resuming: boolean;
   progress: Progress;
+  /** Fingerprints of the pages with entries read since this read (re)started in this poll. */
+  pages: Set<string>;
 }
 
 /**
@@ -99,6 +102,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const current = read.url;
       requested.add(current.href);
       const requestedAtMs = ctx.now();
+      const fromStoredCursor = read.resuming;
       let body: Buffer;
       try {
         body = await this.#client.fetchPage(current, token, where, ctx.signal, ctx.log);
@@ -125,23 +129,47 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
           ? undefined
           : this.#client.vet(page.pollMore, where, 'poll_more', current);
       const resumeAt = this.#checkProgress(page, next ?? pollMore, next, current, requested, where);
+      const fingerprint = pageFingerprint(page.entries);
+      if (fromStoredCursor && fingerprint !== undefined && fingerprint === read.progress.lastPage) {
+        // The stored cursor returns exactly the page committed last: it does not move. Read again from
+        // time instead; the seen-set drops what was delivered, and a loop within the read is caught below.
+        ctx.log.warn(
+          { scope: scope.key },
+          `${where}: the stored cursor returned the same entries as the page committed before it (a cursor that ` +
+            'does not move); restarting from the newest delivered event time minus the overlap; repeats are dropped',
+        );
+        this.#restart(read, recoveryStart(this.#clock(ctx), read.progress, overlapMs), what, ctx);
+        pageNo--;
+        continue;
+      }
+      if (fingerprint !== undefined) this.#checkRepeat(read, fingerprint, where);
 
       const before = read.progress;
-      const ids = new EntryIds(project, before.recent);
+      const ids =
+        before.twins === undefined && before.recent !== undefined
+          ? EntryIds.fromLegacy(project, before.recent, before.hwmMs ?? before.originMs)
+          : new EntryIds(project, before.twins);
       let hwmMs = before.hwmMs;
       const events = page.entries.map((entry) => {
-        const event = this.#toEvent(entry, scope, ids, requestedAtMs, where, ctx);
         const time = entryTime(entry.value);
+        const event = this.#toEvent(entry, scope, ids, time?.ms ?? requestedAtMs, requestedAtMs, where, ctx);
         // Capped at the clock: one entry dated in the future must not move a restart point past data.
         if (time) hwmMs = Math.max(hwmMs ?? time.ms, Math.min(time.ms, ctx.now()));
         return event;
       });
-      read.progress = {
+      const moved: Progress = {
         originMs: before.originMs,
-        recent: ids.recent(),
         ...(hwmMs === undefined ? {} : { hwmMs }),
         // Reaching the end of the log ends a time-based read: what follows was never returned before.
         ...(next === undefined || before.sinceMs === undefined ? {} : { sinceMs: before.sinceMs }),
+      };
+      ids.forgetBefore(seenHorizonMs(moved, overlapMs));
+      read.progress = {
+        ...moved,
+        twins: ids.memory(),
+        ...((fingerprint ?? before.lastPage) === undefined
+          ? {}
+          : { lastPage: fingerprint ?? before.lastPage }),
       };
       const state: CloudscaleState = { v: 1, url: resumeAt.href, urlAtMs: requestedAtMs, ...read.progress };
       const watermarkMs = next === undefined ? requestedAtMs : hwmMs;
@@ -181,7 +209,8 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
       const read: Read = {
         url: this.#client.startUrl(start.startMs),
         resuming: false,
-        progress: { originMs: start.startMs, recent: [] },
+        progress: { originMs: start.startMs },
+        pages: new Set(),
       };
       this.#restart(read, start, what, ctx);
       return read;
@@ -190,12 +219,17 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
     const expiredMs = expiredSinceCursorMs(this.#clock(ctx), stored);
     if (expiredMs > 0) this.#reportExpired(what, expiredMs, ctx.now() - RETENTION_MS, ctx);
     try {
-      return { url: this.#client.vet(storedUrl, what, 'the stored cursor'), resuming: true, progress };
+      return {
+        url: this.#client.vet(storedUrl, what, 'the stored cursor'),
+        resuming: true,
+        progress,
+        pages: new Set(),
+      };
     } catch (error) {
       if (!(error instanceof ProviderError)) throw error;
       // E.g. apiUrl changed since the cursor was stored: it is not followed with this token.
       ctx.log.warn({ scope: scope.key }, `${error.message}; restarting from time instead`);
-      const read: Read = { url: this.#client.startUrl(0), resuming: false, progress };
+      const read: Read = { url: this.#client.startUrl(0), resuming: false, progress, pages: new Set() };
       this.#restart(read, recoveryStart(this.#clock(ctx), progress, overlapMs), what, ctx);
       return read;
     }
@@ -209,7 +243,9 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
   #restart(read: Read, start: TimeStart, what: string, ctx: PullContext): void {
     read.url = this.#client.startUrl(start.startMs);
     read.resuming = false;
-    read.progress = { ...read.progress, sinceMs: start.startMs, recent: [] };
+    const { recent: _recent, twins: _twins, lastPage: _lastPage, ...kept } = read.progress;
+    read.progress = { ...kept, sinceMs: start.startMs, twins: {} };
+    read.pages = new Set();
     if (start.expiredMs > 0) this.#reportExpired(what, start.expiredMs, start.startMs, ctx);
   }
 
@@ -251,10 +287,30 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
     return resumeAt;
   }
 
+  /**
+   * A page whose entries repeat, byte for byte and in order, a page already read in this read is a
+   * pagination loop even when its cursor is new (a buggy or hostile API): committing it would ship the
+   * same entries again under the next numbers. Nothing of it is committed.
+   */
+  #checkRepeat(read: Read, fingerprint: string, where: string): void {
+    if (read.pages.has(fingerprint)) {
+      throw new ProviderError({
+        provider: 'cloudscale',
+        reason: 'pagination_loop',
+        retryable: false,
+        message:
+          `${where}: the API returned exactly the entries of a page already read in this poll under a new cursor ` +
+          '(pagination loop); nothing of this page was committed, nothing past the last commit is lost',
+      });
+    }
+    read.pages.add(fingerprint);
+  }
+
   #toEvent(
     entry: RawEntry,
     scope: PollScope<CloudscaleScopeSettings>,
     ids: EntryIds,
+    timeMs: number,
     fetchedAtMs: number,
     where: string,
     ctx: PullContext,
@@ -282,7 +338,7 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
         `${where}: shipping an entry the API keeps sending malformed, with its defects recorded as anomalies`,
       );
     }
-    return toAuditEvent(entry, scope.ref, ids.nextOf(entry), fetchedAtMs);
+    return toAuditEvent(entry, scope.ref, ids.nextOf(entry, timeMs), fetchedAtMs);
   }
 
   #reportExpired(what: string, expiredMs: number, edgeMs: number, ctx: PullContext): void {
@@ -296,4 +352,12 @@ export class CloudscaleSource implements Source<CloudscaleScopeSettings> {
   async close(): Promise<void> {
     await this.#client.close();
   }
+}
+
+/** A digest of a page's entries, their exact bytes in order; undefined for a page without entries. */
+function pageFingerprint(entries: readonly RawEntry[]): string | undefined {
+  if (entries.length === 0) return undefined;
+  const hash = createHash('sha256');
+  for (const entry of entries) hash.update(`${elementSha256(entry)}\n`);
+  return hash.digest('hex').slice(0, 32);
 }

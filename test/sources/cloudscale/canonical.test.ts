@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/sources/cloudscale/canonical.ts';
-import { EntryIds, RECENT_LIMIT } from '../../../src/sources/cloudscale/event-id.ts';
+import { EntryIds } from '../../../src/sources/cloudscale/event-id.ts';
 
 describe('canonical JSON (RFC 8785)', () => {
   it('serializes numbers, strings and literals as RFC 8785 §3.2.2 shows', () => {
@@ -61,19 +61,21 @@ describe('event ids', () => {
       .update(`${project}\n${canonicalJson(value)}`)
       .digest('hex');
 
+  const T = Date.parse(entry.timestamp);
+
   it('is the SHA-256 of project and canonical entry, the same for every wire spelling', () => {
     const reordered = JSON.parse(
       '{"message":"Server \'a\' has been stopped","action":"server\\u005fstop","timestamp":"2025-09-03T11:15:19.391447Z"}',
     ) as unknown;
-    expect(new EntryIds('p').next(entry)).toBe(plain('p', entry));
-    expect(new EntryIds('p').next(reordered)).toBe(plain('p', entry));
-    expect(new EntryIds('p').next(entry)).toMatch(/^[0-9a-f]{64}$/);
+    expect(new EntryIds('p').next(entry, T)).toBe(plain('p', entry));
+    expect(new EntryIds('p').next(reordered, T)).toBe(plain('p', entry));
+    expect(new EntryIds('p').next(entry, T)).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('differs between projects and between entries', () => {
-    expect(new EntryIds('p').next(entry)).not.toBe(new EntryIds('q').next(entry));
-    expect(new EntryIds('p').next(entry)).not.toBe(
-      new EntryIds('p').next({ ...entry, action: 'server_start' }),
+    expect(new EntryIds('p').next(entry, T)).not.toBe(new EntryIds('q').next(entry, T));
+    expect(new EntryIds('p').next(entry, T)).not.toBe(
+      new EntryIds('p').next({ ...entry, action: 'server_start' }, T),
     );
   });
 
@@ -81,22 +83,40 @@ describe('event ids', () => {
     const other = { ...entry, message: 'other' };
     const stream = [entry, other, entry, entry, other];
     const oneGo = new EntryIds('p');
-    const ids = stream.map((e) => oneGo.next(e));
+    const ids = stream.map((e) => oneGo.next(e, T));
     expect(new Set(ids).size).toBe(5);
     expect(ids[0]).toBe(plain('p', entry));
     expect(ids[1]).toBe(plain('p', other));
 
     // The same stream split after the third entry, the second half resumed from the persisted memory.
     const first = new EntryIds('p');
-    const head = stream.slice(0, 3).map((e) => first.next(e));
-    const resumed = new EntryIds('p', JSON.parse(JSON.stringify(first.recent())) as string[]);
-    expect([...head, ...stream.slice(3).map((e) => resumed.next(e))]).toEqual(ids);
+    const head = stream.slice(0, 3).map((e) => first.next(e, T));
+    const resumed = new EntryIds('p', JSON.parse(JSON.stringify(first.memory())));
+    expect([...head, ...stream.slice(3).map((e) => resumed.next(e, T))]).toEqual(ids);
   });
 
-  it('remembers a bounded number of entries', () => {
+  it('numbers identical entries however many entries lie between them (issue 9 §4b)', () => {
     const ids = new EntryIds('p');
-    for (let i = 0; i < RECENT_LIMIT + 50; i++) ids.next({ ...entry, n: i });
-    expect(ids.recent()).toHaveLength(RECENT_LIMIT);
-    expect(ids.recent()[0]).toMatch(/^[0-9a-f]{12}$/);
+    const firstCopy = ids.next(entry, T);
+    for (let i = 0; i < 5_000; i++) ids.next({ ...entry, n: i }, T + 1 + i);
+    const secondCopy = ids.next(entry, T);
+    expect(secondCopy).not.toBe(firstCopy);
+  });
+
+  it('forgets what left the seen window, and keeps it bounded by time', () => {
+    const ids = new EntryIds('p');
+    for (let i = 0; i < 100; i++) ids.next({ ...entry, n: i }, T + i * 1000);
+    ids.forgetBefore(T + 50_000);
+    expect(Object.keys(ids.memory())).toHaveLength(50);
+    expect(Object.values(ids.memory())[0]).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('reads the count-based memory of earlier checkpoints', () => {
+    const before = new EntryIds('p');
+    const firstCopy = before.next(entry, T);
+    const legacy = EntryIds.fromLegacy('p', [firstCopy.slice(0, 12)], T);
+    expect(legacy.next(entry, T)).toBe(new EntryIds('p', before.memory()).next(entry, T));
+    legacy.forgetBefore(T + 1);
+    expect(legacy.memory()).not.toHaveProperty(`legacy@${T}`);
   });
 });

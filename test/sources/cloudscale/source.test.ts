@@ -470,3 +470,60 @@ describe('cloudscale source: the origin guard and broken pages', () => {
     expect(flagged[0]).toContain('timestamp: expected an ISO 8601 date-time, got number');
   });
 });
+
+describe('cloudscale source: identical entries and repeating pages (issue 9 §4)', () => {
+  it('numbers byte-identical entries apart by more than any fixed memory, and loses none', async () => {
+    const s = await simulate({ twinFraction: 0.05, twinDistance: 150 }, 300);
+    const { poll } = setup(s);
+    for (let i = 0; i < 4; i++) {
+      expect((await poll()).outcome).toBe('completed');
+      now += 30_000;
+    }
+    s.cloudscale.stopTraffic();
+    now += 5_000;
+    expect((await poll()).outcome).toBe('completed');
+    const truth = s.cloudscale.truth({ project: 'alpha' });
+    const twins = truth.filter((e) => e.twinOf !== null);
+    expect(twins.length).toBeGreaterThan(20);
+    expect(twins.every((t) => t.id - (t.twinOf as number) > 100)).toBe(true);
+    await expectExactlyTruth(s);
+  });
+
+  it('fails a poll whose next page repeats a page’s entries under a new cursor, commits nothing twice, then recovers', async () => {
+    const s = await simulate({ pageSize: 50 }, 40);
+    // The second response's links stand where it stood: the third request returns its entries again.
+    s.faults.enqueue({ type: 'slow', delayMs: 0 }, { type: 'repeat-page' });
+    const { poll, lines } = setup(s);
+    const failed = failure(await poll());
+    expect(failed.reason).toBe('pagination_loop');
+    expect(failed.message).toMatch(/page 3: the API returned exactly the entries of a page already read/);
+    const afterFailure = judgeByRaw(s.cloudscale.truth({ project: 'alpha' }), await delivered());
+    expect(afterFailure.delivered).toBe(100);
+    expect(afterFailure.duplicated).toEqual([]);
+    expect(afterFailure.repeatedIds).toEqual([]);
+
+    // The stored cursor is the one that does not move: the next poll sees it and restarts from time.
+    expect((await poll()).outcome).toBe('completed');
+    expect(lines().some((l) => String(l.msg).includes('a cursor that does not move'))).toBe(true);
+    await expectExactlyTruth(s);
+  });
+
+  it('never ships repeated pages of an API that keeps repeating them, and says so on every poll', async () => {
+    const s = await simulate({ pageSize: 50 }, 40);
+    const { poll } = setup(s);
+    expect((await poll()).outcome).toBe('completed');
+    now += 2 * MIN;
+    s.faults.enqueue(...Array.from({ length: 40 }, () => ({ type: 'repeat-page' as const })));
+    for (let i = 0; i < 3; i++) {
+      expect(failure(await poll()).reason).toBe('pagination_loop');
+      now += MIN;
+    }
+    const v = judgeByRaw(s.cloudscale.truth({ project: 'alpha' }), await delivered());
+    expect(v.duplicated, rawSummary(v)).toEqual([]);
+    expect(v.unexpected, rawSummary(v)).toEqual([]);
+    expect(v.repeatedIds, rawSummary(v)).toEqual([]);
+    s.faults.clear();
+    expect((await poll()).outcome).toBe('completed');
+    await expectExactlyTruth(s);
+  });
+});
