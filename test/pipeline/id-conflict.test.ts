@@ -112,6 +112,37 @@ describe('Committer: same id, different bytes', () => {
     expect(result.duplicates).toBe(1);
   });
 
+  it('judges again when another writer committed the id between its read and the script', async () => {
+    const held = await lease();
+    // A client whose first pre-read is followed, before the script runs, by another writer's commit
+    // of the same id with other bytes (e.g. a push receiver, which holds no lease).
+    let raced = false;
+    const racing = new Proxy(redis.client, {
+      get(target, prop, receiver) {
+        if (prop !== 'pipeline') return Reflect.get(target, prop, receiver);
+        return () => {
+          const pipeline = target.pipeline();
+          const exec = pipeline.exec.bind(pipeline);
+          pipeline.exec = async () => {
+            const result = await exec();
+            if (!raced) {
+              raced = true;
+              await target.zadd(keys.seen(SCOPE), T, 'e1');
+              await target.hset(keys.seenDigests(SCOPE), 'e1', sha256Hex(A));
+            }
+            return result;
+          };
+          return pipeline;
+        };
+      },
+    });
+    const committer = new Committer(racing, keys);
+    const result = await committer.commit(held, SCOPE, ['a'], page([event('e1', B)]), T);
+    expect(raced).toBe(true);
+    expect(result.added.map((e) => e.id)).toEqual([`e1~sha256:${sha256Hex(B)}`]);
+    expect(result.conflicts[0]?.firstRawSha256).toBe(sha256Hex(A));
+  });
+
   it('trims the digests together with the seen-set', async () => {
     const committer = new Committer(redis.client, keys);
     const held = await lease();
