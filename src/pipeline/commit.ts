@@ -6,31 +6,12 @@ import type { Lease } from './lease.ts';
 import { LuaScript } from './script.ts';
 
 /**
- * The heart of the no-loss / no-duplicate guarantee, one atomic step per page, fenced by the lease:
- * each event id not yet in the scope's seen-set is added to it (with a digest of its raw bytes) and
- * appended to every sink's outbox, then the checkpoint moves and the seen-set sheds ids no later poll
- * can return. A crash before the script leaves nothing half-done (the page is read again); after it,
- * everything is durable together.
- *
- * An id already seen with other bytes is not a duplicate but a conflict (a corrupted or forged copy may
- * arrive first): the variant is delivered too, under a derived id of its own (so idempotent sinks keep
- * both), flagged with an `id_conflict` anomaly that names the first copy's digest. The caller prepares
- * the variant's line from what it read before the script; the script checks every event first and, if
- * a conflict appears that the caller did not prepare for (the set changed in between), writes nothing
- * and answers STALE, so the caller reads again and retries.
- *
- * Ids committed before digests were kept have none; for them the id alone decides, as it did then.
- *
- * KEYS: lease, checkpoint, seen, digests, outbox…
- * ARGV: token, state, watermark, forgetBefore, seenAt, scope, then per event
- *   (id, score, digest, line, variantId, variantLine, firstDigest); variantId '' when no conflict was expected.
- * Returns a flag per event ('1' new, 'c' delivered as a conflicting variant, '0' duplicate) and the
- * longest outbox, or {'STALE'}.
+ * The parts of the commit every committing script shares (the page commit here, the push commit below),
+ * so both paths keep exactly the same dedupe, conflict and trim rules. They rely on one layout:
+ * KEYS[3] seen, KEYS[4] digests, KEYS[5…] outboxes; ARGV[4] forgetBefore, ARGV[5] seenAt, ARGV[6] scope,
+ * events from ARGV[7] in strides of 7. ADD_EVENTS leaves `kinds` and `added`; LONGEST leaves `longest`.
  */
-const COMMIT = new LuaScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return redis.error_reply('LEASE_LOST lease of this scope is no longer held by this poll')
-end
+const ADD_EVENTS = `
 local FIRST, STRIDE = 7, 7
 -- Digests of ids this page adds, so later events of the same page are judged against them too.
 local pending = {}
@@ -76,20 +57,88 @@ for n, kind in ipairs(kinds) do
     end
   end
 end
-redis.call('HSET', KEYS[2], 'state', ARGV[2], 'token', ARGV[1], 'updatedAt', ARGV[5])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'watermark', ARGV[3]) end
-if added > 0 then redis.call('HINCRBY', KEYS[2], 'committed', added) end
+`;
+
+const TRIM_SEEN = `
 local forget = '(' .. ARGV[4]
 local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', forget)
 for i = 1, #old, 500 do
   redis.call('HDEL', KEYS[4], unpack(old, i, math.min(i + 499, #old)))
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', forget)
+`;
+
+const LONGEST = `
 local longest = 0
 for o = 5, #KEYS do
   local length = redis.call('XLEN', KEYS[o])
   if length > longest then longest = length end
 end
+`;
+
+/**
+ * The heart of the no-loss / no-duplicate guarantee, one atomic step per page, fenced by the lease:
+ * each event id not yet in the scope's seen-set is added to it (with a digest of its raw bytes) and
+ * appended to every sink's outbox, then the checkpoint moves and the seen-set sheds ids no later poll
+ * can return. A crash before the script leaves nothing half-done (the page is read again); after it,
+ * everything is durable together.
+ *
+ * An id already seen with other bytes is not a duplicate but a conflict (a corrupted or forged copy may
+ * arrive first): the variant is delivered too, under a derived id of its own (so idempotent sinks keep
+ * both), flagged with an `id_conflict` anomaly that names the first copy's digest. The caller prepares
+ * the variant's line from what it read before the script; the script checks every event first and, if
+ * a conflict appears that the caller did not prepare for (the set changed in between), writes nothing
+ * and answers STALE, so the caller reads again and retries.
+ *
+ * Ids committed before digests were kept have none; for them the id alone decides, as it did then.
+ *
+ * KEYS: lease, checkpoint, seen, digests, outbox…
+ * ARGV: token, state, watermark, forgetBefore, seenAt, scope, then per event
+ *   (id, score, digest, line, variantId, variantLine, firstDigest); variantId '' when no conflict was expected.
+ * Returns a flag per event ('1' new, 'c' delivered as a conflicting variant, '0' duplicate) and the
+ * longest outbox, or {'STALE'}.
+ */
+const COMMIT = new LuaScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LEASE_LOST lease of this scope is no longer held by this poll')
+end
+${ADD_EVENTS}
+redis.call('HSET', KEYS[2], 'state', ARGV[2], 'token', ARGV[1], 'updatedAt', ARGV[5])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'watermark', ARGV[3]) end
+if added > 0 then redis.call('HINCRBY', KEYS[2], 'committed', added) end
+${TRIM_SEEN}
+${LONGEST}
+return {table.concat(kinds), longest}
+`);
+
+/**
+ * The commit of pushed events (push sources such as the STACKIT Telemetry Router): the same steps as a
+ * page, without lease or checkpoint (any replica may receive; the seen-set makes a redelivery harmless).
+ * Backpressure is decided inside: if any outbox holds `maxOutbox` entries nothing is written ('FULL').
+ * The seen-set is the one a poller of the scope uses, so an event polled and pushed with one id ships
+ * once; it is trimmed here only for a scope nobody polls (no checkpoint), because a poller knows which
+ * ids it may still read again. Pushed ids are also recorded, bounded, for the poll → push migration view.
+ *
+ * KEYS: checkpoint, via-push, seen, digests, outbox…
+ * ARGV: maxOutbox, viaKeepAfter, viaMax, forgetBefore, seenAt, scope, then the events as for COMMIT.
+ * Returns like COMMIT, or {'FULL', outbox index, length}.
+ */
+const PUSH_COMMIT = new LuaScript(`
+local cap = tonumber(ARGV[1])
+for o = 5, #KEYS do
+  local length = redis.call('XLEN', KEYS[o])
+  if length >= cap then return {'FULL', o - 4, length} end
+end
+${ADD_EVENTS}
+for i = 7, #ARGV, 7 do
+  redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+${TRIM_SEEN}
+end
+${LONGEST}
 return {table.concat(kinds), longest}
 `);
 
@@ -119,6 +168,17 @@ export class LeaseLostError extends Error {
     super(`lease of ${scopeKey} was lost; the page was not committed and will be read again`);
     this.name = 'LeaseLostError';
   }
+}
+
+export interface PushCommitOptions {
+  /** Entries an outbox may hold before pushes are refused. */
+  readonly maxOutbox: number;
+  /** Ids older than this (event time, epoch ms) may leave the seen-set of a scope nobody polls. */
+  readonly forgetSeenBeforeMs: number;
+  /** The migration view's record of pushed ids keeps event times at or after this… */
+  readonly pathsKeepAfterMs: number;
+  /** …and at most this many ids per scope. */
+  readonly pathsMax: number;
 }
 
 /** A script that found the seen-set changed since it was read gives up this often before failing. */
@@ -155,9 +215,57 @@ export class Committer {
       seenAtMs,
       scopeKey,
     ];
-    const digests = page.events.map(rawSha256);
+    try {
+      return (await this.#run(COMMIT, keys, head, scopeKey, page.events, seenAtMs)) as CommitResult;
+    } catch (error) {
+      if (error instanceof Error && error.message.includes('LEASE_LOST')) throw new LeaseLostError(scopeKey);
+      throw error;
+    }
+  }
+
+  /**
+   * Commits pushed events of one scope (PUSH_COMMIT): no lease, no checkpoint; refused whole, writing
+   * nothing, when an outbox is full.
+   */
+  async commitPushed(
+    scopeKey: string,
+    sinks: readonly string[],
+    events: readonly AuditEvent[],
+    seenAtMs: number,
+    options: PushCommitOptions,
+  ): Promise<CommitResult | { readonly full: { readonly sink: string; readonly length: number } }> {
+    const keys = [
+      this.#keys.checkpoint(scopeKey),
+      this.#keys.pushedIds(scopeKey),
+      this.#keys.seen(scopeKey),
+      this.#keys.seenDigests(scopeKey),
+      ...sinks.map((sink) => this.#keys.outbox(sink)),
+    ];
+    const head: Array<string | number> = [
+      options.maxOutbox,
+      Math.floor(options.pathsKeepAfterMs),
+      options.pathsMax,
+      Math.floor(options.forgetSeenBeforeMs),
+      seenAtMs,
+      scopeKey,
+    ];
+    const result = await this.#run(PUSH_COMMIT, keys, head, scopeKey, events, seenAtMs);
+    if ('full' in result)
+      return { full: { sink: sinks[result.full.index - 1] as string, length: result.full.length } };
+    return result;
+  }
+
+  async #run(
+    script: LuaScript,
+    keys: readonly string[],
+    head: ReadonlyArray<string | number>,
+    scopeKey: string,
+    events: readonly AuditEvent[],
+    seenAtMs: number,
+  ): Promise<CommitResult | { readonly full: { readonly index: number; readonly length: number } }> {
+    const digests = events.map(rawSha256);
     for (let attempt = 1; ; attempt++) {
-      const candidates = await this.#candidates(keys, page.events, digests);
+      const candidates = await this.#candidates(keys, events, digests);
       const args = [...head];
       for (const c of candidates) {
         args.push(c.event.id, c.event.timeMs, c.digest, serializeEnvelope(c.event, seenAtMs));
@@ -165,19 +273,13 @@ export class Committer {
           args.push(c.variant.event.id, serializeEnvelope(c.variant.event, seenAtMs), c.variant.first);
         else args.push('', '', '');
       }
-      let reply: unknown;
-      try {
-        reply = await COMMIT.run(this.#redis, keys, args);
-      } catch (error) {
-        if (error instanceof Error && error.message.includes('LEASE_LOST'))
-          throw new LeaseLostError(scopeKey);
-        throw error;
-      }
-      const [flags, longestOutbox] = reply as [string, number | undefined];
+      const reply = (await script.run(this.#redis, keys, args)) as [string, number | undefined, number?];
+      const [flags, longestOutbox] = reply;
+      if (flags === 'FULL') return { full: { index: Number(reply[1]), length: Number(reply[2]) } };
       if (flags === 'STALE') {
         if (attempt < STALE_RETRIES) continue;
         throw new Error(
-          `the seen-set of ${scopeKey} kept changing during the commit; the page will be read again`,
+          `the seen-set of ${scopeKey} kept changing during the commit; the events will be read again`,
         );
       }
       const added: AuditEvent[] = [];
@@ -192,7 +294,7 @@ export class Committer {
       return {
         added,
         conflicts,
-        duplicates: page.events.length - added.length,
+        duplicates: events.length - added.length,
         longestOutbox: longestOutbox ?? 0,
       };
     }

@@ -27,6 +27,18 @@ export class RedisKeys {
     return `${this.prefix}:scope:${scopeKey}:seen-digests`;
   }
 
+  /**
+   * Sorted sets for the poll → push migration view: ids of recent events the push path received and the
+   * poll path read (id → event time), bounded by time and count. Informational, never used to dedupe.
+   */
+  pushedIds(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:via:push`;
+  }
+
+  polledIds(scopeKey: string): string {
+    return `${this.prefix}:scope:${scopeKey}:via:poll`;
+  }
+
   /** String: the fencing token of the poll that holds the scope. */
   lease(scopeKey: string): string {
     return `${this.prefix}:scope:${scopeKey}:lease`;
