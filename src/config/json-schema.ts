@@ -41,15 +41,17 @@ export function buildJsonSchema(options: JsonSchemaOptions = {}): JsonSchema {
       where: `provider type ${module.type}`,
     }),
   );
-  const scopeItems = sources.map((module) =>
-    entrySchema({
-      title: `${module.type} scope`,
-      description: `A scope polled by a ${module.type} provider: ${module.description}`,
-      common: inputJsonSchema(scopeCommon),
-      module: hoistDefs(inputJsonSchema(module.scopeSchema), `scope-${module.type}`, defs),
-      where: `scope of provider type ${module.type}`,
-    }),
-  );
+  const scopeItems = sources
+    .filter((module) => module.push === undefined)
+    .map((module) =>
+      entrySchema({
+        title: `${module.type} scope`,
+        description: `A scope polled by a ${module.type} provider: ${module.description}`,
+        common: inputJsonSchema(scopeCommon),
+        module: hoistDefs(inputJsonSchema(module.scopeSchema), `scope-${module.type}`, defs),
+        where: `scope of provider type ${module.type}`,
+      }),
+    );
   const sinkItems = sinks.map((module) =>
     entrySchema({
       title: `${module.type} sink`,
@@ -79,9 +81,8 @@ export function buildJsonSchema(options: JsonSchemaOptions = {}): JsonSchema {
       scopes: {
         title: 'Scopes',
         description:
-          'The audit logs to poll: each names a provider and the organization, folder or project whose log it reads.',
+          'The audit logs to poll: each names a provider and the organization, folder or project whose log it reads. May be empty when a push provider (stackit-telemetry) brings the events.',
         type: 'array',
-        minItems: 1,
         items: oneOrAny('anyOf', scopeItems),
       },
       sinks: {
@@ -93,7 +94,7 @@ export function buildJsonSchema(options: JsonSchemaOptions = {}): JsonSchema {
         items: oneOrAny('oneOf', sinkItems),
       },
     },
-    required: ['providers', 'scopes', 'sinks'],
+    required: ['providers', 'sinks'],
     additionalProperties: false,
     ...(Object.keys(defs).length > 0 ? { $defs: defs } : {}),
   };

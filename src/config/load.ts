@@ -201,8 +201,10 @@ class Loader {
 
     const providers = this.#providers(this.#list(data, 'providers', 'provider'));
     const sinks = this.#sinks(this.#list(data, 'sinks', 'sink'));
+    // A push provider (STACKIT Telemetry Router) brings its events without configured scopes.
+    const pushes = [...providers.values()].some((draft) => draft.module?.push !== undefined);
     const scopes = this.#scopes(
-      this.#list(data, 'scopes', 'scope'),
+      this.#list(data, 'scopes', 'scope', pushes),
       providers,
       sinks,
       daemon.settings?.poll.intervalMs,
@@ -235,10 +237,15 @@ class Loader {
   }
 
   /** The entries of a top-level list; reports a missing, empty or malformed list. */
-  #list(data: Entry, key: 'providers' | 'scopes' | 'sinks', noun: string): { index: number; entry: Entry }[] {
+  #list(
+    data: Entry,
+    key: 'providers' | 'scopes' | 'sinks',
+    noun: string,
+    mayBeEmpty = false,
+  ): { index: number; entry: Entry }[] {
     const value = data[key];
     if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) {
-      this.#issue([key], `at least one ${noun} is required`);
+      if (!mayBeEmpty) this.#issue([key], `at least one ${noun} is required`);
       return [];
     }
     if (!Array.isArray(value)) {
@@ -473,6 +480,13 @@ class Loader {
 
       if (provider?.module === undefined) continue;
       const module = provider.module;
+      if (module.push) {
+        this.#issue(
+          [...path, 'provider'],
+          `"${entry.provider}" is a ${module.type} provider: it receives pushed events, whose records name their own scope, and takes no scopes`,
+        );
+        continue;
+      }
       const settings = this.#parse(module.scopeSchema, omit(entry, SCOPE_KEYS), path, SCOPE_KEYS);
       if (!settings.ok) continue;
       const ref = module.scopeRef(settings.value);

@@ -31,6 +31,7 @@ import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
 import { fingerprint } from './fingerprint.ts';
 import { LinkReconcilerSet } from './link-reconcilers.ts';
+import { PushReceiverSet } from './push-set.ts';
 import { checkRedisServer, connectRedis, duplicateRedis } from './redis.ts';
 import { RedisServerProcess } from './redis-server.ts';
 import { SinkSet } from './sink-set.ts';
@@ -62,6 +63,7 @@ export class Daemon {
   #pollWorker: PollWorker | undefined;
   #sinks: SinkSet | undefined;
   #sources: SourceSet | undefined;
+  #pushes: PushReceiverSet | undefined;
   #catalog: ScopeCatalog | undefined;
   #reconciler: ScheduleReconciler | undefined;
   #discovery: DiscoveryService | undefined;
@@ -121,6 +123,7 @@ export class Daemon {
     const needsRestart = changedSettings(current.daemon, next.daemon);
     const providers = this.#sources.apply(next.providers);
     const sinks = await this.#sinks.apply(next.sinks, current.daemon.shutdownTimeoutMs);
+    await this.#pushes?.apply(next.providers);
     const before = new Set(current.scopes.map((s) => s.key));
     const after = new Set(next.scopes.map((s) => s.key));
     this.#catalog.setConfigured(next.scopes);
@@ -329,6 +332,19 @@ export class Daemon {
     });
     this.#backfillCoordinator.start();
 
+    // Push providers (STACKIT Telemetry Router): an OTLP receiver on every replica, committing each
+    // request atomically before it answers. Closed first on shutdown, so no request is accepted late.
+    const pushes = new PushReceiverSet({
+      redis,
+      keys,
+      sinks: () => sinkSet.names(),
+      maxOutbox: settings.outbox.maxLength,
+      metrics: this.metrics,
+      log,
+    });
+    this.#pushes = pushes;
+    await pushes.apply(this.config.providers);
+
     registerStateMetrics({
       redis,
       keys,
@@ -355,6 +371,7 @@ export class Daemon {
         scopes: this.config.scopes.length,
         sinks: sinkSet.names(),
         metricsPort: this.#metricsPort,
+        pushReceivers: pushes.ports(),
       },
       `auditlog-shipper running: ${this.config.scopes.length} scopes, ${sinkSet.names().length} sinks`,
     );
@@ -410,6 +427,7 @@ export class Daemon {
         log.warn(`shutdown: ${name} did not finish within ${budgetMs} ms; moving on`);
     };
     log.info('shutting down: polling stops at the next page boundary, deliveries finish their batch');
+    await step('push receivers', 0.1, () => this.#pushes?.close());
     await step('discovery', 0.1, () => this.#discovery?.stop());
     await step('link reconcilers', 0.1, () => this.#linkReconcilers?.stop());
     await step('backfill coordinator', 0.1, () => this.#backfillCoordinator?.stop());

@@ -258,6 +258,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly pushRequests = new Counter({
+    name: `${PREFIX}push_requests_total`,
+    help: 'Pushed OTLP requests by transport and outcome: accepted, invalid (malformed parts; the rest committed), busy (outbox full: 429), unavailable (Redis: 503), unauthorized, malformed, too_large, unsupported.',
+    labelNames: ['provider', 'transport', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pushRecords = new Counter({
+    name: `${PREFIX}push_records_total`,
+    help: 'Pushed log records by outcome: committed (new), duplicate (already committed by a push or poll), anomalous (committed with anomalies), malformed (unreadable OTLP, named in a 400).',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly pushCommitSeconds = new Histogram({
+    name: `${PREFIX}push_commit_duration_seconds`,
+    help: 'From a pushed request decoded to its commit durable in Redis (the time before the sender hears success).',
+    labelNames: ['provider'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
   readonly rateLimitWaitSeconds = new Histogram({
     name: `${PREFIX}rate_limit_wait_seconds`,
     help: 'Time a provider request waited for its shared request budget, by lane (live, backfill).',

@@ -86,6 +86,27 @@ message ExportLogsPartialSuccess {
 message ExportLogsServiceResponse {
   ExportLogsPartialSuccess partial_success = 1;
 }
+
+// google.rpc.Status and RetryInfo: the error body of OTLP/HTTP and gRPC's rich error details.
+message Any {
+  string type_url = 1;
+  bytes value = 2;
+}
+
+message Status {
+  int32 code = 1;
+  string message = 2;
+  repeated Any details = 3;
+}
+
+message Duration {
+  int64 seconds = 1;
+  int32 nanos = 2;
+}
+
+message RetryInfo {
+  Duration retry_delay = 1;
+}
 `;
 
 // One package for all messages keeps the definitions short; protobuf's wire format carries field numbers,
@@ -99,6 +120,42 @@ export const ExportLogsServiceRequestType = root.lookupType(
 export const ExportLogsServiceResponseType = root.lookupType(
   'opentelemetry.proto.common.v1.ExportLogsServiceResponse',
 );
+
+const StatusType = root.lookupType('opentelemetry.proto.common.v1.Status');
+const RetryInfoType = root.lookupType('opentelemetry.proto.common.v1.RetryInfo');
+
+/** gRPC status codes the receiver answers with. */
+export const GrpcCode = {
+  INVALID_ARGUMENT: 3,
+  RESOURCE_EXHAUSTED: 8,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/**
+ * A google.rpc.Status, optionally with a RetryInfo detail: OTLP clients retry RESOURCE_EXHAUSTED only
+ * when the server says when, and honour the delay for UNAVAILABLE too.
+ */
+export function encodeStatus(code: number, message: string, retryAfterSeconds?: number): Uint8Array {
+  const details =
+    retryAfterSeconds === undefined
+      ? []
+      : [
+          {
+            typeUrl: 'type.googleapis.com/google.rpc.RetryInfo',
+            value: RetryInfoType.encode({ retryDelay: { seconds: retryAfterSeconds } }).finish(),
+          },
+        ];
+  return StatusType.encode({ code, message, details }).finish();
+}
+
+export function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
+  const status = StatusType.toObject(StatusType.decode(bytes), { defaults: true }) as {
+    code: number;
+    message: string;
+  };
+  return { code: status.code, message: status.message };
+}
 
 /** The gRPC method OTLP exporters call. */
 export const GRPC_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
 import type { RateBudgets } from '../http/rate-budget.ts';
+import type { LocatedRecord } from '../otlp/model.ts';
+import type { ReceiverAuth } from '../otlp/receiver/auth.ts';
+import type { ReceiverTlsFiles } from '../otlp/receiver/tls.ts';
 import type { AuditEvent, ScopeRef } from '../pipeline/envelope.ts';
 
 /**
@@ -157,6 +160,50 @@ export interface RequestSample {
 }
 
 /**
+ * A provider that pushes its events to the shipper instead of being polled (the STACKIT Telemetry Router).
+ * The source only says how its receiver listens and how one received record becomes an event; the
+ * pipeline serves the receiver on every replica and commits each request with the same atomic dedupe
+ * and outbox step as a polled page, answering success only once that commit is durable. A push provider
+ * has no configured scopes: each record names its own.
+ */
+export interface PushSupport<P = unknown> {
+  receiver(settings: P): PushReceiverSettings;
+  /**
+   * One received OTLP log record as an event. Never throws and never drops: a record it cannot map
+   * fully is returned with `anomalies` (and a content-hash id if it has none) and `mapped: false`.
+   */
+  map(record: LocatedRecord, ctx: PushMapContext<P>): PushedEvent;
+}
+
+export interface PushMapContext<P = unknown> {
+  readonly provider: ProviderInstance<P>;
+  /** When the request arrived (epoch ms): the time of last resort for a record without one. */
+  readonly receivedAtMs: number;
+}
+
+export interface PushedEvent {
+  readonly event: AuditEvent;
+  /** The scope whose seen-set dedupes it: the same key a poller of that scope uses. */
+  readonly scopeKey: string;
+  /** False when the record lacked something it should have had (see the event's anomalies). */
+  readonly mapped: boolean;
+}
+
+export interface PushReceiverSettings {
+  readonly host: string;
+  /** OTLP/HTTP port. */
+  readonly port: number;
+  /** OTLP/gRPC port; undefined serves no gRPC. */
+  readonly grpcPort?: number | undefined;
+  readonly tls?: (ReceiverTlsFiles & { readonly reloadIntervalMs: number }) | undefined;
+  readonly auth: ReceiverAuth;
+  /** Largest request body, on the wire and after decompression. */
+  readonly maxBodyBytes: number;
+  /** How long (by event time) pushed ids stay in the seen-set of a scope nobody polls. */
+  readonly dedupeWindowMs: number;
+}
+
+/**
  * What a provider folder exports. `providerSchema` validates a `providers[]` entry (without the common
  * `name`, `type` and `interval` keys), `scopeSchema` a `scopes[]` entry (without `provider`, `sinks`,
  * `interval`).
@@ -173,6 +220,8 @@ export interface SourceModule<P, S> {
    */
   exclusiveClaims?(scope: S): readonly ScopeClaim[];
   create(provider: ProviderInstance<P>, deps: SourceDeps): Source<S>;
+  /** Set for providers that push instead of being polled; they take no scopes. */
+  readonly push?: PushSupport<P>;
 }
 
 export interface ScopeClaim {
@@ -199,6 +248,7 @@ export interface AnySourceModule {
   scopeRef(scope: unknown): ScopeRef;
   exclusiveClaims?(scope: unknown): readonly ScopeClaim[];
   create(provider: ProviderInstance, deps: SourceDeps): Source;
+  readonly push?: PushSupport;
 }
 
 /**

@@ -21,7 +21,7 @@ describe('config/schema.json', () => {
   it('is a draft 2020-12 schema that editors can complete from', () => {
     const schema = buildJsonSchema() as Json;
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
-    expect(schema.required).toEqual(['providers', 'scopes', 'sinks']);
+    expect(schema.required).toEqual(['providers', 'sinks']);
     expect(schema.additionalProperties).toBe(false);
     const properties = schema.properties as Record<string, Json>;
     const daemon = properties.daemon as Json;
@@ -39,7 +39,11 @@ describe('config/schema.json', () => {
     });
 
     const providers = ((properties.providers as Json).items as Json).oneOf as Json[];
-    expect(providers.map((p) => p.title)).toEqual(['stackit provider', 'cloudscale provider']);
+    expect(providers.map((p) => p.title)).toEqual([
+      'stackit provider',
+      'stackit-telemetry provider',
+      'cloudscale provider',
+    ]);
     const provider = providers[0] as Json;
     expect(provider).toMatchObject({
       title: 'stackit provider',

@@ -369,7 +369,7 @@ describe('problems are reported by path and line', () => {
         line: 3,
         column: 11,
         message:
-          'unknown provider type "stackitt" (did you mean "stackit"?); known types: stackit, cloudscale',
+          'unknown provider type "stackitt" (did you mean "stackit"?); known types: stackit, stackit-telemetry, cloudscale',
       },
       {
         path: 'sinks[0].type',
