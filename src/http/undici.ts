@@ -18,7 +18,10 @@ export async function readBounded(
   return (await readBoundedBytes(body, maxBytes, tooLarge)).toString('utf8');
 }
 
-/** readBounded, keeping the exact bytes (a provider's invalid UTF-8 must not be replaced unseen). */
+/**
+ * readBounded, keeping the exact bytes (a provider's invalid UTF-8 must not be replaced unseen, and a
+ * protobuf answer does not survive UTF-8 decoding).
+ */
 export async function readBoundedBytes(
   body: AsyncIterable<Buffer>,
   maxBytes: number,

@@ -1,7 +1,7 @@
 import { Agent, request } from 'undici';
 import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../../config/bounded-file.ts';
 import { safeUrl } from '../../http/errors.ts';
-import { describeError, flattenHeaders, isTimeout, readBounded } from '../../http/undici.ts';
+import { describeError, flattenHeaders, isTimeout, readBoundedBytes } from '../../http/undici.ts';
 import type { SinkRequestSample } from '../sink.ts';
 import { authorizationHeader, type HttpAuth, type TlsSettings } from './config.ts';
 
@@ -36,6 +36,8 @@ export interface SinkHttpResponse {
   /** Lower-case names. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
+  /** The same body as bytes, for binary (protobuf) answers. */
+  readonly bytes: Buffer;
 }
 
 /** No response at all: timeout, refused connection, TLS failure. The batch is retried. */
@@ -118,12 +120,13 @@ export class SinkHttp {
         signal,
       });
       status = String(response.statusCode);
-      const body = await readBounded(
+      const bytes = await readBoundedBytes(
         response.body,
         this.#o.maxResponseBytes ?? 16 * 1024 * 1024,
         (max) => new SinkTransportError(`${where}: response larger than ${max} bytes`),
       );
-      return { status: response.statusCode, headers: flattenHeaders(response.headers), body };
+      const body = bytes.toString('utf8');
+      return { status: response.statusCode, headers: flattenHeaders(response.headers), body, bytes };
     } catch (error) {
       if (error instanceof SinkTransportError) throw error;
       if (req.signal?.aborted) throw new SinkTransportError(`${where}: aborted`, { cause: error });
