@@ -54,7 +54,7 @@ describe('config/schema.json', () => {
 
     const sinks = (properties.sinks as Json).items as Json;
     const sinkTypes = (sinks.oneOf as Json[]).map((s) => (s.properties as Record<string, Json>).type?.const);
-    expect(sinkTypes).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 'opensearch', 's3']);
+    expect(sinkTypes).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 'opensearch', 's3', 'otlp']);
 
     const scope = (((properties.scopes as Json).items as Json).anyOf as Json[])[0] as Json;
     expect(Object.keys(scope.properties as Json)).toEqual(

@@ -376,7 +376,7 @@ describe('problems are reported by path and line', () => {
         line: 10,
         column: 11,
         message:
-          'unknown sink type "elastic"; known types: file, stdout, loki, elasticsearch, opensearch, s3',
+          'unknown sink type "elastic"; known types: file, stdout, loki, elasticsearch, opensearch, s3, otlp',
       },
     ]);
   });

@@ -7,7 +7,8 @@ import { type EnvelopeFields, envelopeFields, epochNanos } from '../shared/envel
 /**
  * One event as an OTLP log record: the event id in `log.record.uid` (the semantic conventions' record id),
  * the provider's raw JSON verbatim as the string body, the envelope's fields as `auditlog.*` attributes,
- * the event time as Timestamp (nanoseconds kept) and the shipper's first sight as ObservedTimestamp.
+ * the event time as Timestamp (nanoseconds kept) and the shipper's first sight as ObservedTimestamp. Raw
+ * bytes that were not valid UTF-8 (`rawBase64`) go as a bytes body instead, exactly.
  * Returns why not when the outbox line is unusable.
  */
 export function eventRecord(event: OutboxEvent): LogRecord | string {
@@ -18,21 +19,36 @@ export function eventRecord(event: OutboxEvent): LogRecord | string {
   const raw = event.line.slice(at + ',"raw":'.length, -1);
   const time = epochNanos(fields.time);
   if (time === undefined) return `event ${event.id}: time "${fields.time}" is not RFC 3339 UTC`;
+  const head = JSON.parse(`${event.line.slice(0, at)}}`) as Head;
+  // Bytes that were not valid UTF-8 go as a bytes body, exactly; `raw` holds replacement characters.
+  const body: AnyValue =
+    typeof head.rawBase64 === 'string'
+      ? { kind: 'bytes', value: new Uint8Array(Buffer.from(head.rawBase64, 'base64')) }
+      : { kind: 'string', value: raw };
   return {
     ...EMPTY_RECORD,
     timeUnixNano: BigInt(time),
     observedTimeUnixNano: BigInt(event.seenAtMs) * 1_000_000n,
-    body: { kind: 'string', value: raw },
-    attributes: attributesOf(fields, event.line.slice(0, at)),
+    body,
+    attributes: attributesOf(fields, head),
   };
 }
 
-function attributesOf(fields: EnvelopeFields, head: string): KeyValue[] {
+/** Envelope fields envelopeFields does not model, read from the same (small) envelope head. */
+interface Head {
+  readonly originalId?: unknown;
+  readonly rawSha256?: unknown;
+  readonly rawBase64?: unknown;
+  readonly anomalies?: unknown;
+}
+
+function attributesOf(fields: EnvelopeFields, head: Head): KeyValue[] {
   const out: KeyValue[] = [];
   const add = (key: string, value: string | undefined): void => {
     if (value !== undefined && value !== '') out.push({ key, value: { kind: 'string', value } });
   };
   add('log.record.uid', fields.id);
+  if (typeof head.originalId === 'string') add('auditlog.original_id', head.originalId);
   add('auditlog.provider', fields.provider);
   add('auditlog.scope.kind', fields.scope.kind);
   add('auditlog.scope.id', fields.scope.id);
@@ -45,11 +61,9 @@ function attributesOf(fields: EnvelopeFields, head: string): KeyValue[] {
   add('auditlog.resource.name', fields.resource?.name);
   add('auditlog.resource.type', fields.resource?.type);
   add('auditlog.received_at', fields.receivedAt);
-  // Two fields envelopeFields does not model, read from the same (small) envelope head.
-  const extra = JSON.parse(`${head}}`) as { rawSha256?: unknown; anomalies?: unknown };
-  if (typeof extra.rawSha256 === 'string') add('auditlog.raw_sha256', extra.rawSha256);
-  if (Array.isArray(extra.anomalies) && extra.anomalies.length > 0) {
-    const values: AnyValue[] = extra.anomalies.map((a) => ({ kind: 'string', value: String(a) }));
+  if (typeof head.rawSha256 === 'string') add('auditlog.raw_sha256', head.rawSha256);
+  if (Array.isArray(head.anomalies) && head.anomalies.length > 0) {
+    const values: AnyValue[] = head.anomalies.map((a) => ({ kind: 'string', value: String(a) }));
     out.push({ key: 'auditlog.anomalies', value: { kind: 'array', values } });
   }
   return out;
