@@ -24,11 +24,13 @@ import { RedisKeys } from '../pipeline/keys.ts';
 import { LeaderLock } from '../pipeline/leader.ts';
 import { LeaseManager } from '../pipeline/lease.ts';
 import { OutboxMonitor } from '../pipeline/outbox.ts';
+import { PathRecorder } from '../pipeline/paths.ts';
 import { POLL_QUEUE, type PollJobData } from '../pipeline/poll-queue.ts';
 import { PollWorker } from '../pipeline/poll-worker.ts';
 import { Poller } from '../pipeline/poller.ts';
 import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
+import { sourceModules } from '../sources/registry.ts';
 import { fingerprint } from './fingerprint.ts';
 import { LinkReconcilerSet } from './link-reconcilers.ts';
 import { PushReceiverSet } from './push-set.ts';
@@ -208,9 +210,19 @@ export class Daemon {
       outboxMaxLength: settings.outbox.maxLength,
       notFoundRecheckMs: settings.poll.notFoundRecheckMs,
     };
+    // With a push provider configured, polled STACKIT ids are recorded for the migration view.
+    const pushing = this.config.providers.some((p) => sourceModules.get(p.type)?.push !== undefined);
     const poller = new Poller({
       ...pollerDeps,
       sources,
+      ...(pushing
+        ? {
+            paths: {
+              recorder: new PathRecorder(redis, keys),
+              tracks: (scope) => scope.providerType === 'stackit',
+            },
+          }
+        : {}),
       onScopeNotFound: async (scope) => {
         if (scope.discoveredBy !== undefined)
           await discoveryStore.requestRecheck(scope.discoveredBy, Date.now());

@@ -258,6 +258,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly apiRetired = new Counter({
+    name: `${PREFIX}api_retired_total`,
+    help: 'Polls the provider answered that its audit-log API is gone (410, or a 404 not from the API itself): STACKIT retiring Audit Log API v2. Such scopes are re-checked slowly, not retried.',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+
   readonly pushRequests = new Counter({
     name: `${PREFIX}push_requests_total`,
     help: 'Pushed OTLP requests by transport and outcome: accepted, invalid (malformed parts; the rest committed), busy (outbox full: 429), unavailable (Redis: 503), unauthorized, malformed, too_large, unsupported.',

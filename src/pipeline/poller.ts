@@ -7,6 +7,7 @@ import type { Checkpoint, Source, TimeRange } from '../sources/source.ts';
 import { type Committer, type IdConflict, LeaseLostError } from './commit.ts';
 import type { LeaseManager } from './lease.ts';
 import type { OutboxMonitor } from './outbox.ts';
+import type { PathRecorder } from './paths.ts';
 import type { PollOutcomeKind, ScopeStateStore } from './scope-state.ts';
 
 export interface PollerDeps {
@@ -37,6 +38,11 @@ export interface PollerDeps {
    * histogram (which sizes `overlap`) and its watermark out of the checkpoint-lag gauge (which alerts).
    */
   readonly lane?: 'live' | 'backfill';
+  /**
+   * Set while a push provider runs beside the poller: the ids of each page of the scopes it tracks are
+   * recorded for the poll → push migration view (`status`), after the page's commit.
+   */
+  readonly paths?: { readonly recorder: PathRecorder; readonly tracks: (scope: ScopeSpec) => boolean };
 }
 
 export type PollResult =
@@ -181,7 +187,15 @@ export class Poller {
   ): Promise<void> {
     const { state, metrics } = this.#deps;
     try {
-      if (failure instanceof ProviderError && failure.reason === 'scope_not_found') {
+      const retired = failure instanceof ProviderError && failure.reason === 'api_retired';
+      if (retired) metrics.apiRetired.inc({ provider: scope.providerType });
+      if (retired && (await state.markNotFound(scope.key, this.#now()))) {
+        log.error(
+          `${scope.key}: the provider's audit-log API answers that it is gone (${failure.message}). ` +
+            'Polling cannot continue; it is only re-checked slowly. For STACKIT, receive the events from the ' +
+            'Telemetry Router instead (a stackit-telemetry provider, docs/stackit.md)',
+        );
+      } else if (failure instanceof ProviderError && failure.reason === 'scope_not_found') {
         metrics.scopeNotFound.inc({ provider: scope.providerType, scope_kind: scope.ref.kind });
         if (await state.markNotFound(scope.key, this.#now())) {
           log.warn(
@@ -239,6 +253,14 @@ export class Poller {
       const result = await this.#deps.committer.commit(lease, scope.key, scope.sinks, page, seenAtMs);
       progress.checkpoint = page.checkpoint;
       progress.pages++;
+      const paths = this.#deps.paths;
+      if (paths && this.#deps.lane !== 'backfill' && paths.tracks(scope)) {
+        await paths.recorder
+          .polled(scope.key, page.events, seenAtMs)
+          .catch((error: unknown) =>
+            log.warn({ err: error }, 'could not record polled ids for the migration view'),
+          );
+      }
       progress.added += result.added.length;
       progress.duplicates += result.duplicates;
       metrics.eventsFetched.inc(labels, page.events.length);

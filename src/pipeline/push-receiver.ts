@@ -7,13 +7,8 @@ import type { ExportAnswer, ReceiverTransport } from '../otlp/receiver/handler.t
 import { OtlpHttpReceiver } from '../otlp/receiver/http.ts';
 import type { DecodedLogs } from '../otlp/validate.ts';
 import type { ProviderInstance, PushedEvent, PushReceiverSettings, PushSupport } from '../sources/source.ts';
+import { PATHS_MAX, PATHS_WINDOW_MS } from './paths.ts';
 import type { PushCommitter } from './push-commit.ts';
-
-const HOUR = 3_600_000;
-
-/** How the push path's ids are kept for the migration view (`status --compare`): two days, 100,000 ids. */
-export const PATHS_WINDOW_MS = 48 * HOUR;
-export const PATHS_MAX = 100_000;
 
 export interface PushReceiverDeps {
   readonly provider: ProviderInstance;

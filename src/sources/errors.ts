@@ -8,6 +8,8 @@ export type PollErrorReason =
   | 'unauthorized'
   | 'forbidden'
   | 'scope_not_found'
+  /** 410, or a 404 that is not the API's own answer: the API itself is gone (STACKIT retiring v2). */
+  | 'api_retired'
   | 'bad_request'
   | 'rate_limited'
   | 'server_error'
@@ -69,6 +71,7 @@ export function reasonForStatus(status: number): { reason: PollErrorReason; retr
   if (status === 401) return { reason: 'unauthorized', retryable: false };
   if (status === 403) return { reason: 'forbidden', retryable: false };
   if (status === 404) return { reason: 'scope_not_found', retryable: false };
+  if (status === 410) return { reason: 'api_retired', retryable: false };
   if (status === 429) return { reason: 'rate_limited', retryable: true };
   if (status === 408 || status === 502 || status === 503 || status === 504 || status === 500) {
     return { reason: 'server_error', retryable: true };

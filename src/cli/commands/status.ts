@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
+import { type PathComparison, PathRecorder } from '../../pipeline/paths.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
 import { failCommand, writeOut } from '../command-io.ts';
 import { openRedisTarget } from '../redis-target.ts';
@@ -30,6 +31,8 @@ export interface StatusReport {
   readonly at: string;
   readonly scopes: readonly ScopeRow[];
   readonly sinks: readonly SinkRow[];
+  /** Scopes the push path (STACKIT Telemetry Router) has delivered to: what each path saw. */
+  readonly paths: readonly PathComparison[];
 }
 
 /**
@@ -75,7 +78,11 @@ export async function statusReport(
       };
     }),
   );
-  return { at: new Date(nowMs).toISOString(), scopes, sinks };
+  const recorder = new PathRecorder(redis, keys);
+  const paths = await Promise.all(
+    (await recorder.pushedScopes()).map((scope) => recorder.compare(scope, nowMs)),
+  );
+  return { at: new Date(nowMs).toISOString(), scopes, sinks, paths };
 }
 
 async function sinksInRedis(redis: Redis, keys: RedisKeys): Promise<string[]> {
@@ -105,11 +112,31 @@ export function renderStatus(report: StatusReport): string {
     r.depth === 0 ? '-' : formatDuration(r.oldestAgeSeconds * 1000),
     String(r.deadLettered),
   ]);
-  return [
+  const sections = [
     table(['SCOPE', 'LAST POLL', 'LAG', 'FAILING', 'LAST ERROR'], scopeRows, 'no scopes'),
     '',
     table(['SINK', 'WAITING', 'OLDEST', 'DEAD-LETTERED'], sinkRows, 'no sinks'),
-  ].join('\n');
+  ];
+  if (report.paths.length > 0) {
+    const pathRows = report.paths.map((p) => [
+      p.scope,
+      p.fromMs >= p.toMs ? 'not yet' : `${p.polled}`,
+      p.fromMs >= p.toMs ? '-' : `${p.pushed}`,
+      p.fromMs >= p.toMs ? '-' : `${p.both}`,
+      p.fromMs >= p.toMs
+        ? '-'
+        : `${p.pollOnly}${p.pollOnlySample.length ? ` (${p.pollOnlySample.join(', ')})` : ''}`,
+      p.fromMs >= p.toMs
+        ? '-'
+        : `${p.pushOnly}${p.pushOnlySample.length ? ` (${p.pushOnlySample.join(', ')})` : ''}`,
+    ]);
+    sections.push(
+      '',
+      'POLL → PUSH MIGRATION (events both paths have covered: the last day, older than 15 min)',
+      table(['SCOPE', 'POLLED', 'PUSHED', 'BOTH', 'POLL ONLY', 'PUSH ONLY'], pathRows, 'none'),
+    );
+  }
+  return sections.join('\n');
 }
 
 function table(head: string[], rows: string[][], empty: string): string {
@@ -130,7 +157,9 @@ function truncate(text: string, max: number): string {
 export function register(program: Command): void {
   program
     .command('status')
-    .description('Per scope: last poll, lag, failures; per sink: waiting events, oldest, dead-lettered.')
+    .description(
+      'Per scope: last poll, lag, failures; per sink: waiting events, oldest, dead-lettered; with a push provider, what the poll and push paths each saw.',
+    )
     .option(
       '-c, --config <file>',
       'the config file (Redis URL, prefix, configured scopes and sinks); default: REDIS_URL, else the embedded Redis',

@@ -170,8 +170,14 @@ export class StackitApi {
       if (call.expect.includes(response.status)) {
         return { status: response.status, body: response.body, bytes: response.bytes };
       }
-      const { reason, retryable } = reasonForStatus(response.status);
+      const classified = reasonForStatus(response.status);
       const detail = errorMessageOf(response.body);
+      // The API answers a missing scope with its JSON error; a 404 without one comes from in front of it
+      // (the route is gone), which is how a retired Audit Log API v2 is expected to look.
+      const { reason, retryable } =
+        response.status === 404 && detail === undefined && this.#o.api === 'auditlog'
+          ? { reason: 'api_retired' as const, retryable: false }
+          : classified;
       return {
         token,
         error: new ProviderError({
