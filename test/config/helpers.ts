@@ -30,6 +30,8 @@ export const BASE_ENV = {
   // The cloudscale projects of config/example.yaml.
   CLOUDSCALE_TOKEN_WEB_SHOP: 'cs-token-web-shop',
   CLOUDSCALE_TOKEN_BACKOFFICE: 'cs-token-backoffice',
+  // The Telemetry Router's credential for the stackit-telemetry receiver of config/example.yaml.
+  STACKIT_ROUTER_TOKEN: 'router-token',
 } as const;
 
 /** config/example.yaml authenticates with a service-account key from the environment, as recommended. */

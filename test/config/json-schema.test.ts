@@ -83,12 +83,23 @@ describe('config/schema.json', () => {
 describe('config/example.yaml', () => {
   const data = parse(readFileSync(EXAMPLE, 'utf8')) as Json;
 
-  it('loads: 2 providers, 5 scopes, 5 sinks, every daemon setting spelled out', () => {
+  it('loads: 3 providers, 5 scopes, 6 sinks, every daemon setting spelled out', () => {
     const result = loadConfig({ path: EXAMPLE }, { env: EXAMPLE_ENV });
     if (!result.ok) throw new Error(result.error.format());
-    expect(result.config.providers.map((p) => p.type)).toEqual(['stackit', 'cloudscale']);
+    expect(result.config.providers.map((p) => p.type)).toEqual([
+      'stackit',
+      'cloudscale',
+      'stackit-telemetry',
+    ]);
     expect(result.config.scopes).toHaveLength(5);
-    expect(result.config.sinks.map((s) => s.type)).toEqual(['file', 'stdout', 'loki', 'elasticsearch', 's3']);
+    expect(result.config.sinks.map((s) => s.type)).toEqual([
+      'file',
+      'stdout',
+      'loki',
+      'elasticsearch',
+      's3',
+      'otlp',
+    ]);
     expect(result.warnings).toEqual([expect.stringMatching(/^daemon\.redis\.url is empty/)]);
 
     const spelled = (group: DaemonGroup, values: Json, path: string) => {

@@ -13,11 +13,13 @@ export const otlpSinkSchema = z.strictObject({
   compression: z.enum(['gzip', 'none']).default('gzip').describe('Request body compression.'),
   auth: httpAuthSchema({ apiKey: true }),
   headers: z
-    .record(z.string(), text())
+    .object({})
+    .catchall(text())
     .default({})
     .describe('Extra request headers, e.g. a tenant header. Credentials belong in auth, never here.'),
   resourceAttributes: z
-    .record(z.string(), text())
+    .object({})
+    .catchall(text())
     .default({ 'service.name': 'auditlog-shipper' })
     .describe('Resource attributes of every exported record (string values), e.g. service.name.'),
   ...batchingKeys({ maxEvents: 1_000, maxBytes: '4MiB', linger: '1s', concurrency: 2 }),
