@@ -98,6 +98,19 @@ export interface PauseResult {
   readonly strikes: number;
 }
 
+/** The bucket is paused (the provider answered 429) for longer than the caller is willing to wait. */
+export class BudgetPausedError extends Error {
+  readonly bucket: string;
+  readonly waitMs: number;
+
+  constructor(bucket: string, waitMs: number) {
+    super(`the request budget ${bucket} is paused for ${Math.ceil(waitMs / 1000)} s after a 429`);
+    this.name = 'BudgetPausedError';
+    this.bucket = bucket;
+    this.waitMs = waitMs;
+  }
+}
+
 /** Metrics hooks. */
 export interface BudgetObserver {
   onWait?(bucket: string, lane: Lane, waitedMs: number): void;
@@ -151,8 +164,16 @@ export class RateBucket {
     return this.limit.burst >= 2 ? Math.floor(this.limit.burst / 2) : 0;
   }
 
-  /** Waits until the bucket grants one request to `lane`; rejects when `signal` aborts. */
-  async take(lane: Lane, signal: AbortSignal): Promise<TakeResult> {
+  /**
+   * Waits until the bucket grants one request to `lane`; rejects when `signal` aborts, and with
+   * BudgetPausedError when a 429 paused the bucket for longer than `maxPauseWaitMs` (a caller that must
+   * not sit out a long pause, e.g. a poll holding a worker, ends instead and comes back later).
+   */
+  async take(
+    lane: Lane,
+    signal: AbortSignal,
+    maxPauseWaitMs: number = Number.POSITIVE_INFINITY,
+  ): Promise<TakeResult> {
     const started = Date.now();
     const reserve = lane === 'backfill' ? this.backfillReserve : 0;
     for (;;) {
@@ -167,6 +188,10 @@ export class RateBucket {
         const waitedMs = Date.now() - started;
         this.#observer.onWait?.(this.id, lane, waitedMs);
         return { waitedMs };
+      }
+      // Strikes are set by a 429 and cleared by the next success: a wait with strikes is the pause.
+      if (Number(strikes) > 0 && Number(waitMs) > maxPauseWaitMs) {
+        throw new BudgetPausedError(this.id, Number(waitMs));
       }
       // A little jitter, so replicas that wait for the same refill do not all ask at the same instant.
       const jitter = Math.floor(Math.random() * Math.min(50, 1 + Number(waitMs) / 10));

@@ -9,6 +9,7 @@
  * retry-after-slots.test.ts; docs/hostile.md lists every case.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpClient } from '../../src/http/client.ts';
 import { OriginRefusedError } from '../../src/http/errors.ts';
@@ -21,11 +22,15 @@ import {
 import { waitFor } from '../support/daemon.ts';
 import { FaultProxy, type Misbehaviour, type ProxiedReply } from '../support/fault-proxy.ts';
 import { readSinkFiles } from '../support/oracle.ts';
+import { type Scenario, startScenario } from '../support/scenario.ts';
 
 let scenario: CloudscaleScenario | undefined;
+let stackit: Scenario | undefined;
 let proxy: FaultProxy | undefined;
 afterEach(async () => {
   await scenario?.close();
+  await stackit?.close();
+  stackit = undefined;
   await proxy?.stop();
   scenario = undefined;
   proxy = undefined;
@@ -283,6 +288,82 @@ describe('a hostile provider (issue 9)', () => {
     expect(String(deepError?.msg)).toMatch(/cloudscale provider "cs".*project project-1/);
     expect(daemon.child.exitCode).toBeNull();
     expect(await peakRssBytes(daemon.child.pid as number)).toBeLessThan(512 * 1024 * 1024);
+  }, 400_000);
+
+  it('delivers both when an event id comes back with other bytes, whichever arrives first (STACKIT)', async () => {
+    stackit = await startScenario({ projects: 2, eventsPerMinute: 60, historyMs: 2 * 60_000 });
+    const s = stackit;
+    const hostileProject = s.projects[0] as string;
+    // Every other read of the project puts a forged copy (same id, one more key) in the first item's place.
+    const forged = new Map<string, string>();
+    let reads = 0;
+    proxy = new FaultProxy(s.sim.url);
+    await proxy.start();
+    proxy.misbehave((req) => {
+      if (!req.url.startsWith(`/v2/projects/${hostileProject}?`)) return undefined;
+      reads++;
+      if (reads % 2 === 0) return undefined;
+      return {
+        type: 'rewrite',
+        edit: (reply) => {
+          if (reply.status !== 200) return reply;
+          const text = reply.body.toString('utf8');
+          const page = JSON.parse(text) as { items: Array<{ id: string }> };
+          const first = page.items[0];
+          if (first === undefined) return reply;
+          const real = JSON.stringify(first);
+          const start = text.indexOf(real);
+          if (start === -1) return reply; // not byte-identical to a re-encoding: leave the page alone
+          const fake = real.replace('"id":', '"forged":true,"id":');
+          forged.set(first.id, fake);
+          return {
+            ...reply,
+            body: Buffer.from(text.slice(0, start) + fake + text.slice(start + real.length)),
+          };
+        },
+      };
+    });
+    const daemon = s.daemon(await s.config(), { SIM_URL: proxy.url });
+
+    const truth = () => s.truth();
+    const records = async () => readSinkFiles([join(s.dir, 'events.ndjson')]);
+    await waitFor('a forged copy read', () => forged.size > 0, 90_000);
+    // Every real event arrives although a forged copy with its id came first (G1), and forged copies the
+    // shipper committed arrive too, flagged. (A forged page a poll never committed, e.g. after a timeout
+    // on a busy machine, is never sent again: the provider moved on; so not every forgery must arrive.)
+    let lastError = '';
+    await waitFor(
+      'every real event, and a forged copy, delivered',
+      async () => {
+        const delivered = await records();
+        const have = new Set(delivered.map((r) => r.raw));
+        const missing = truth().filter((e) => !have.has(e.raw));
+        const fakes = [...forged.values()].filter((raw) => have.has(raw));
+        lastError = `${missing.length} real events missing (${missing.map((e) => e.id).join(', ')}), ${fakes.length} of ${forged.size} forged copies delivered`;
+        return missing.length === 0 && fakes.length > 0;
+      },
+      180_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}: ${lastError}`);
+    });
+    const all = await records();
+    const raws = all.map((r) => r.raw);
+    expect(raws.length - new Set(raws).size, 'delivered twice').toBe(0);
+    for (const [id, fake] of forged) {
+      const copy = all.find((r) => r.raw === fake);
+      if (copy === undefined) continue;
+      const real = all.find(
+        (r) => r.raw !== fake && (r.id === id || r.line.includes(`"originalId":"${id}"`)),
+      );
+      expect(real, `id ${id}: the real event next to its forged copy`).toBeDefined();
+      const flagged = [copy, real].filter((r) => r?.line.includes('id_conflict'));
+      expect(flagged, `id ${id}: the later arrival flagged`).toHaveLength(1);
+    }
+    const warned = (await daemon.logLines()).find(
+      (l) => l.level === 'warn' && /conflict/i.test(String(l.msg)),
+    );
+    expect(String(warned?.msg)).toContain(hostileProject);
+    expect(daemon.child.exitCode).toBeNull();
   }, 400_000);
 
   it('refuses a next URL that downgrades https to http (another origin), before sending anything', () => {

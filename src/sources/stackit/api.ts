@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { HttpClient, type TlsOptions } from '../../http/client.ts';
-import type { Lane, RateBucket } from '../../http/rate-budget.ts';
+import { BudgetPausedError, type Lane, type RateBucket } from '../../http/rate-budget.ts';
 import { VERSION } from '../../version.ts';
 import { ProviderError, reasonForStatus } from '../errors.ts';
 import {
@@ -142,7 +142,23 @@ export class StackitApi {
     signal: AbortSignal,
   ): Promise<ApiAnswer | { error: ProviderError; token?: string }> {
     const bucket = this.#o.bucket;
-    if (bucket) await bucket.take(lane, signal);
+    if (bucket) {
+      try {
+        await bucket.take(lane, signal, MAX_IN_POLL_WAIT_MS);
+      } catch (error) {
+        if (!(error instanceof BudgetPausedError)) throw error;
+        // Sat out without a worker: the poll ends and the scope waits (see MAX_IN_POLL_WAIT_MS).
+        return {
+          error: new ProviderError({
+            provider: 'stackit',
+            reason: 'rate_limited',
+            retryable: false,
+            retryAfterMs: error.waitMs,
+            message: `${what}: ${error.message} (another request of ${this.#o.auth.credentialId} was refused)`,
+          }),
+        };
+      }
+    }
     let token: string;
     try {
       token = await this.#o.auth.token(signal);
