@@ -31,7 +31,9 @@ export function decodeProtobufRequest(bytes: Uint8Array): DecodedLogs {
       '',
       why.includes('max depth')
         ? 'protobuf body nested deeper than 100 messages'
-        : `body is not a protobuf ExportLogsServiceRequest (${why})`,
+        : /utf-?8/i.test(why)
+          ? 'a string field holds bytes that are not UTF-8 (protobuf strings must be); the request is refused whole'
+          : `body is not a protobuf ExportLogsServiceRequest (${why})`,
     );
   }
   return readRequest<Msg, Msg, Msg>(message, {

@@ -157,6 +157,14 @@ describe('OTLP protobuf codec', () => {
     expect(decodeJsonRequest(deepJson).problems[0]?.message).toMatch(/nested deeper than 32 levels/);
   });
 
+  it('refuses invalid UTF-8 in a string field instead of replacing it unseen', () => {
+    const field = (tag: number, body: Buffer): Buffer =>
+      Buffer.concat([Buffer.from([tag, body.length]), body]);
+    const severityText = Buffer.from([0x1a, 0x02, 0xff, 0xfe]); // LogRecord.severity_text = ff fe
+    const bytes = field(0x0a, field(0x12, field(0x12, severityText)));
+    expect(() => decodeProtobufRequest(bytes)).toThrow(/string field holds bytes that are not UTF-8/);
+  });
+
   it('encodes partial success and reads it back', () => {
     const response = { partialSuccess: { rejectedLogRecords: 3n, errorMessage: 'three were odd' } };
     expect(decodeProtobufResponse(encodeProtobufResponse(response))).toEqual(response);

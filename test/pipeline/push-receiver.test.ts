@@ -272,6 +272,16 @@ describe('hostile and malformed requests', () => {
     expect(((await bombed.json()) as { message: string }).message).toMatch(/inflates beyond the limit/);
   });
 
+  it('refuses a JSON body that is not UTF-8 rather than altering it', async () => {
+    harness = await startReceiver(redis.client);
+    const body = Buffer.from(jsonRequest([jsonRecord(0)]));
+    body[body.indexOf('key-0') + 4] = 0xff;
+    const response = await post(harness.url, body, 'application/json');
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { message: string }).message).toBe('JSON body is not valid UTF-8');
+    expect(await redis.client.xlen(harness.keys.outbox('archive'))).toBe(0);
+  });
+
   it('refuses unknown content types and paths clearly', async () => {
     harness = await startReceiver(redis.client);
     expect((await post(harness.url, 'x', 'text/plain')).status).toBe(415);

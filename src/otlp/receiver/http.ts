@@ -139,8 +139,7 @@ export class OtlpHttpReceiver {
     let decoded: DecodedLogs;
     try {
       const body = await readBody(req, this.#options.maxBodyBytes);
-      decoded =
-        encoding === 'protobuf' ? decodeProtobufRequest(body) : decodeJsonRequest(body.toString('utf8'));
+      decoded = encoding === 'protobuf' ? decodeProtobufRequest(body) : decodeJsonRequest(utf8(body));
     } catch (error) {
       if (error instanceof BodyError || error instanceof OtlpDecodeError) {
         const status = error instanceof BodyError ? error.status : 400;
@@ -202,6 +201,17 @@ export class OtlpHttpReceiver {
     const body =
       encoding === 'protobuf' ? Buffer.from(encodeStatus(code, message)) : JSON.stringify({ code, message });
     res.writeHead(httpStatus, { 'content-type': contentType(encoding), ...headers }).end(body);
+  }
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** JSON text must be UTF-8; decoding leniently would replace bad bytes unseen and alter the record. */
+function utf8(body: Buffer): string {
+  try {
+    return STRICT_UTF8.decode(body);
+  } catch {
+    throw new OtlpDecodeError('', 'JSON body is not valid UTF-8');
   }
 }
 
