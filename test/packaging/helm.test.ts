@@ -78,7 +78,9 @@ async function validateManifests(manifests: Manifest[]): Promise<string[]> {
     const module =
       group === 'monitoring.coreos.com'
         ? `@kubernetes-models/prometheus-operator/${group}/${version}/${manifest.kind}`
-        : `kubernetes-models/${group ? `${group}/` : ''}${version}/${manifest.kind}`;
+        : group === 'gateway.networking.k8s.io'
+          ? `@kubernetes-models/gateway-api/${group}/${version}/${manifest.kind}`
+          : `kubernetes-models/${group ? `${group}/` : ''}${version}/${manifest.kind}`;
     let Model: new (data: unknown) => { validate(): void };
     try {
       Model = (await import(module))[manifest.kind];
@@ -550,6 +552,19 @@ describe('Helm chart rendered by a real helm', () => {
     expect(
       find(grpc, 'Service', 'audit-auditlog-shipper-otlp').spec.ports.map((p: { port: number }) => p.port),
     ).toEqual([4319, 4317]);
+    // The Gateway API instead of an Ingress.
+    const gatewayFile = join(examplesDir, 'telemetry-router-gateway.yaml');
+    const route = find(render([gatewayFile]), 'HTTPRoute', 'audit-auditlog-shipper-otlp');
+    expect(route.spec).toMatchObject({
+      parentRefs: [{ name: 'public', namespace: 'gateway-system', sectionName: 'https' }],
+      hostnames: ['audit-otlp.example.com'],
+      rules: [{ backendRefs: [{ name: 'audit-auditlog-shipper-otlp', port: 4318 }] }],
+    });
+    const viaGateway = run(['install', 'audit', chart, '--dry-run=client', '-f', gatewayFile]);
+    expect(viaGateway.stdout).toContain('https://audit-otlp.example.com/v1/logs');
+    expect(() => render([gatewayFile], ['receiver.httpRoute.parentRefs=null'])).toThrow(
+      /receiver\.httpRoute\.parentRefs/,
+    );
     const disabled = run(['install', 'audit', chart, '--dry-run=client', '-f', provider]);
     expect(disabled.stdout).toContain(
       'WARNING: provider push receives OTLP pushes, but receiver.enabled is false',
