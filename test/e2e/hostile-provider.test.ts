@@ -290,6 +290,76 @@ describe('a hostile provider (issue 9)', () => {
     expect(await peakRssBytes(daemon.child.pid as number)).toBeLessThan(512 * 1024 * 1024);
   }, 400_000);
 
+  it('refuses a cursor loop that never repeats its cursor: the same entries under a fresh next, twice', async () => {
+    scenario = await startCloudscaleScenario({
+      projects: 2,
+      eventsPerMinute: 60,
+      historyMs: 2 * 60_000,
+      cloudscale: { pageSize: 20 },
+    });
+    const s = scenario;
+    const hostile = s.projects[0] as (typeof s.projects)[number];
+    let served: { body: Buffer; nextPath: string } | undefined;
+    let loops = 0;
+    proxy = new FaultProxy(s.sim.url);
+    await proxy.start();
+    const origin = () => (proxy as FaultProxy).url;
+    proxy.misbehave((req) => {
+      if (req.headers.authorization !== `Bearer ${hostile.token}` || loops >= 2) return undefined;
+      if (served !== undefined && req.url === served.nextPath) {
+        // The page the daemon just read, again, under a cursor it has never seen.
+        loops++;
+        const page = JSON.parse(served.body.toString('utf8')) as { next: string | null };
+        const body = served.body
+          .toString('utf8')
+          .replace(JSON.stringify(page.next), JSON.stringify(`${origin()}${served.nextPath}&loop=${loops}`));
+        served = undefined;
+        return { type: 'reply', status: 200, body };
+      }
+      return {
+        type: 'rewrite',
+        edit: (reply) => {
+          const next =
+            reply.status === 200
+              ? (JSON.parse(reply.body.toString('utf8')) as { next: string | null }).next
+              : null;
+          if (next !== null) {
+            const url = new URL(next);
+            served = { body: reply.body, nextPath: `${url.pathname}${url.search}` };
+          }
+          return reply;
+        },
+      };
+    });
+    const daemon = s.daemon(await s.config(), { SIM_URL: proxy.url });
+
+    await waitFor('two loops served', () => loops >= 2, 120_000);
+    let verdict = judgeByRaw(s.truth(), await readSinkFiles([s.sinkPath]));
+    await waitFor(
+      'every entry of both projects in the sink',
+      async () => {
+        verdict = judgeByRaw(s.truth(), await readSinkFiles([s.sinkPath]));
+        return verdict.missing.length === 0;
+      },
+      120_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}: ${rawSummary(verdict)}`);
+    });
+    expect(verdict.duplicated).toEqual([]);
+    expect(verdict.unexpected).toEqual([]);
+    expect(verdict.repeatedIds).toEqual([]);
+    const looped = (await daemon.logLines()).filter(
+      (l) =>
+        l.scope === `cloudscale:project:${hostile.name}` &&
+        l.level === 'error' &&
+        /pagination loop/.test(String(l.msg)),
+    );
+    expect(looped.length).toBeGreaterThan(0);
+    expect(String(looped[0]?.msg)).toContain('cloudscale provider "cs"');
+    expect(looped[0]?.reason).toBe('pagination_loop');
+    expect(daemon.child.exitCode).toBeNull();
+  }, 400_000);
+
   it('delivers both when an event id comes back with other bytes, whichever arrives first (STACKIT)', async () => {
     stackit = await startScenario({ projects: 2, eventsPerMinute: 60, historyMs: 2 * 60_000 });
     const s = stackit;
