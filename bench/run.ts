@@ -6,6 +6,7 @@
  *   npm run bench -- --only throughput --events 200000 --scopes 10
  *   npm run bench -- --only scale --scale-scopes 10000 --scale-minutes 2
  *   npm run bench -- --only freshness
+ *   npm run bench -- --only push --push-records 100000
  *
  * Prints a table against the targets and writes bench/results.json.
  */
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RedisServerProcess } from '../src/daemon/redis-server.ts';
 import { type FreshnessResult, freshness } from './freshness.ts';
+import { type PushResult, push } from './push.ts';
 import { type ScaleResult, scale } from './scale.ts';
 import { startSim } from './support.ts';
 import { baseline, type Run, shipper } from './throughput.ts';
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     scopes: { type: 'string', default: '5' },
     'scale-scopes': { type: 'string', default: '10000' },
     'scale-minutes': { type: 'string', default: '2' },
+    'push-records': { type: 'string', default: '100000' },
   },
 });
 const only = args.only;
@@ -47,6 +50,8 @@ const results: Record<string, unknown> = {
     ratioToBaseline: 0.5,
     scaleRssMiB: 300,
     freshnessP99Seconds: 'poll interval + 2 s',
+    pushRecordsPerSecond: 15_000,
+    pushRatioToBare: 0.5,
   },
 };
 const lines: string[] = [];
@@ -112,6 +117,17 @@ try {
     } finally {
       await sim.stop();
     }
+  }
+  if (runs('push')) {
+    const r: PushResult = await push(redis.url, Number(args['push-records']));
+    results.push = r;
+    lines.push(
+      `PUSH: OTLP/HTTP protobuf, batches of ${r.batch}, ${r.concurrency} requests in flight`,
+      `  bare receiver (decode, ack, no commit): ${r.bare.recordsPerSecond} records/s`,
+      `  stackit-telemetry (ack after the commit is durable): ${r.shipper.recordsPerSecond} records/s, ` +
+        `${pct(r.shipper.recordsPerSecond / r.bare.recordsPerSecond)} of the bare receiver (target ≥ 50%, ≥ 15,000/s)`,
+      '',
+    );
   }
   await writeFile(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\n${lines.join('\n')}results in bench/results.json`);

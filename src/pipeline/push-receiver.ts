@@ -106,21 +106,29 @@ export class PushReceiver {
     let added = 0;
     let duplicates = 0;
     try {
-      for (const [scopeKey, group] of byScope) {
-        const result = await this.#withTimeout(
-          this.#deps.committer.commit(
-            scopeKey,
-            sinks,
-            group.map((p) => p.event),
-            receivedAtMs,
-            {
-              maxOutbox: this.#deps.maxOutbox,
-              forgetSeenBeforeMs: receivedAtMs - this.#settings.dedupeWindowMs,
-              pathsKeepAfterMs: receivedAtMs - PATHS_WINDOW_MS,
-              pathsMax: PATHS_MAX,
-            },
+      // One atomic script per scope, all in flight at once: a request of many projects must not pay one
+      // round trip each in turn. If some scopes commit and another is refused, the sender retries the
+      // whole request and the committed scopes' events are recognised as duplicates.
+      const options = {
+        maxOutbox: this.#deps.maxOutbox,
+        forgetSeenBeforeMs: receivedAtMs - this.#settings.dedupeWindowMs,
+        pathsKeepAfterMs: receivedAtMs - PATHS_WINDOW_MS,
+        pathsMax: PATHS_MAX,
+      };
+      const results = await this.#withTimeout(
+        Promise.all(
+          [...byScope].map(([scopeKey, group]) =>
+            this.#deps.committer.commit(
+              scopeKey,
+              sinks,
+              group.map((p) => p.event),
+              receivedAtMs,
+              options,
+            ),
           ),
-        );
+        ),
+      );
+      for (const result of results) {
         if (result.outcome === 'outbox_full') {
           metrics.outboxFullPauses.inc({ sink: result.sink });
           const retryAfterSeconds = this.#deps.busyRetryAfterSeconds ?? 30;
