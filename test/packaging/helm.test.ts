@@ -246,7 +246,9 @@ describe('Helm chart rendered by a real helm', () => {
       const manifests = render(file ? [file] : []);
       const configMap = find(manifests, 'ConfigMap', 'audit-auditlog-shipper');
       const env = Object.fromEntries(
-        ['STACKIT_TOKEN', 'CLOUDSCALE_TOKEN_WEB_SHOP', 'AUDITLOG_SIM_TOKEN'].map((v) => [v, 't']),
+        ['STACKIT_TOKEN', 'CLOUDSCALE_TOKEN_WEB_SHOP', 'AUDITLOG_SIM_TOKEN', 'STACKIT_ROUTER_TOKEN'].map(
+          (v) => [v, 't'],
+        ),
       );
       // What the Deployment sets itself (e.g. the Workload Identity email) is there too.
       const container = find(manifests, 'Deployment', 'audit-auditlog-shipper').spec.template.spec
