@@ -27,13 +27,17 @@ const MAX_SLEEP_MS = 5_000;
 const PAUSE_INITIAL_MS = 1_000;
 const PAUSE_MAX_MS = 60_000;
 
+/** Redis's clock, unless the caller passed its own (the script's last ARGV; empty: Redis's). */
 const NOW = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(ARGV[#ARGV])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 `;
 
 /**
- * KEYS: bucket. ARGV: tokens per ms, burst, reserve, ttl.
+ * KEYS: bucket. ARGV: tokens per ms, burst, reserve, ttl, now ('' for Redis's clock).
  * Returns {granted 0|1, wait ms, strikes}: granted, or how long until enough tokens (or the pause) allow.
  */
 const TAKE = new LuaScript(`${NOW}
@@ -59,7 +63,8 @@ return {granted, wait, strikes}
 `);
 
 /**
- * KEYS: bucket. ARGV: retry-after ms (-1: none), initial backoff, max backoff, jitter in [0,1), ttl.
+ * KEYS: bucket. ARGV: retry-after ms (-1: none), initial backoff, max backoff, jitter in [0,1), ttl,
+ * now ('' for Redis's clock).
  * Empties the bucket and pauses it; returns {pause ms from now, strikes}.
  */
 const PAUSE = new LuaScript(`${NOW}
@@ -111,6 +116,20 @@ export class BudgetPausedError extends Error {
   }
 }
 
+/**
+ * Where a bucket's time comes from. In production: Redis's own clock, real sleeps and real jitter. Tests
+ * inject a manual clock so that what they assert (tokens granted, pauses kept) follows from the budget's
+ * arithmetic and not from how fast a busy machine happens to run.
+ */
+export interface BudgetTime {
+  /** Milliseconds to pass to the scripts as "now"; absent: Redis's `TIME`, which every replica shares. */
+  readonly now?: (() => number) | undefined;
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly random: () => number;
+}
+
+const REAL_TIME: BudgetTime = { sleep, random: Math.random };
+
 /** Metrics hooks. */
 export interface BudgetObserver {
   onWait?(bucket: string, lane: Lane, waitedMs: number): void;
@@ -122,15 +141,22 @@ export class RateBudgets {
   readonly #redis: Redis;
   readonly #keyOf: (id: string) => string;
   readonly #observer: BudgetObserver;
+  readonly #time: BudgetTime;
 
-  constructor(redis: Redis, keyOf: (id: string) => string, observer: BudgetObserver = {}) {
+  constructor(
+    redis: Redis,
+    keyOf: (id: string) => string,
+    observer: BudgetObserver = {},
+    time: BudgetTime = REAL_TIME,
+  ) {
     this.#redis = redis;
     this.#keyOf = keyOf;
     this.#observer = observer;
+    this.#time = time;
   }
 
   bucket(id: string, limit: RateLimit): RateBucket {
-    return new RateBucket(this.#redis, this.#keyOf(id), id, limit, this.#observer);
+    return new RateBucket(this.#redis, this.#keyOf(id), id, limit, this.#observer, this.#time);
   }
 }
 
@@ -141,10 +167,18 @@ export class RateBucket {
   readonly #key: string;
   readonly #perMs: number;
   readonly #observer: BudgetObserver;
+  readonly #time: BudgetTime;
   /** 429 strikes the bucket reported at the last take; a success then resets them. */
   #strikes = 0;
 
-  constructor(redis: Redis, key: string, id: string, limit: RateLimit, observer: BudgetObserver = {}) {
+  constructor(
+    redis: Redis,
+    key: string,
+    id: string,
+    limit: RateLimit,
+    observer: BudgetObserver = {},
+    time: BudgetTime = REAL_TIME,
+  ) {
     if (!(limit.requestsPerMinute > 0) || !(limit.burst >= 1)) {
       throw new Error(`rate limit of ${id} needs requestsPerMinute > 0 and burst >= 1`);
     }
@@ -154,6 +188,12 @@ export class RateBucket {
     this.limit = limit;
     this.#perMs = limit.requestsPerMinute / 60_000;
     this.#observer = observer;
+    this.#time = time;
+  }
+
+  /** "now" for the scripts: the injected clock's, or '' for Redis's own. */
+  #now(): number | string {
+    return this.#time.now?.() ?? '';
   }
 
   /**
@@ -174,18 +214,18 @@ export class RateBucket {
     signal: AbortSignal,
     maxPauseWaitMs: number = Number.POSITIVE_INFINITY,
   ): Promise<TakeResult> {
-    const started = Date.now();
+    const started = this.#time.now?.() ?? Date.now();
     const reserve = lane === 'backfill' ? this.backfillReserve : 0;
     for (;;) {
       signal.throwIfAborted();
       const [granted, waitMs, strikes] = (await TAKE.run(
         this.#redis,
         [this.#key],
-        [this.#perMs, this.limit.burst, reserve, IDLE_TTL_MS],
+        [this.#perMs, this.limit.burst, reserve, IDLE_TTL_MS, this.#now()],
       )) as [number, number, number];
       this.#strikes = Number(strikes);
       if (Number(granted) === 1) {
-        const waitedMs = Date.now() - started;
+        const waitedMs = (this.#time.now?.() ?? Date.now()) - started;
         this.#observer.onWait?.(this.id, lane, waitedMs);
         return { waitedMs };
       }
@@ -194,8 +234,8 @@ export class RateBucket {
         throw new BudgetPausedError(this.id, Number(waitMs));
       }
       // A little jitter, so replicas that wait for the same refill do not all ask at the same instant.
-      const jitter = Math.floor(Math.random() * Math.min(50, 1 + Number(waitMs) / 10));
-      await sleep(Math.min(MAX_SLEEP_MS, Math.max(1, Number(waitMs)) + jitter), signal);
+      const jitter = Math.floor(this.#time.random() * Math.min(50, 1 + Number(waitMs) / 10));
+      await this.#time.sleep(Math.min(MAX_SLEEP_MS, Math.max(1, Number(waitMs)) + jitter), signal);
     }
   }
 
@@ -211,8 +251,9 @@ export class RateBucket {
         retryAfterMs === undefined ? -1 : Math.max(0, Math.round(retryAfterMs)),
         PAUSE_INITIAL_MS,
         PAUSE_MAX_MS,
-        Math.random(),
+        this.#time.random(),
         IDLE_TTL_MS,
+        this.#now(),
       ],
     )) as [number, number];
     this.#strikes = Number(strikes);
