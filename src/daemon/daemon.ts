@@ -42,6 +42,8 @@ import { type SetChange, SourceSet } from './source-set.ts';
 export interface DaemonOptions {
   readonly log: Logger;
   readonly metrics?: Metrics;
+  /** Aborts the start-up (a signal came): what has started is stopped, and `start` rejects. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -61,6 +63,7 @@ export class Daemon {
   #config: ShipperConfig;
   readonly metrics: Metrics;
   readonly #log: Logger;
+  readonly #signal: AbortSignal;
   readonly #closers: Array<{ name: string; close: () => Promise<void> }> = [];
   #pollWorker: PollWorker | undefined;
   #sinks: SinkSet | undefined;
@@ -81,6 +84,7 @@ export class Daemon {
   private constructor(config: ShipperConfig, options: DaemonOptions) {
     this.#config = config;
     this.#log = options.log;
+    this.#signal = options.signal ?? new AbortController().signal;
     this.metrics =
       options.metrics ??
       new Metrics({ processMetrics: true, perScope: config.daemon.metrics.perScopeLabels });
@@ -154,7 +158,9 @@ export class Daemon {
     const { daemon: settings } = this.config;
     const log = this.#log;
 
+    const aborted = (): void => this.#signal.throwIfAborted();
     const redisUrl = await this.#redisUrl();
+    aborted();
     const redis = await connectRedis(redisUrl, 'main', log);
     this.#connections.push(redis);
     const duplicate = (role: string): Redis => {
@@ -167,6 +173,7 @@ export class Daemon {
       close: async () => void (await redis.quit().catch(() => undefined)),
     });
     await checkRedisServer(redis, log);
+    aborted();
     const keys = new RedisKeys(settings.redis.prefix);
     const outbox = new OutboxMonitor(redis, keys);
     const state = new ScopeStateStore(redis, keys);
@@ -174,6 +181,7 @@ export class Daemon {
     this.#sinks = new SinkSet({ redis, duplicate, keys, outbox, settings, metrics: this.metrics, log });
     await this.#sinks.apply(this.config.sinks, settings.shutdownTimeoutMs);
     const sinkSet = this.#sinks;
+    aborted();
 
     // One request budget per credential and API, shared with every replica through Redis.
     const rateBudgets = new RateBudgets(redis, (id) => keys.rateBucket(id), {
@@ -375,6 +383,7 @@ export class Daemon {
       this.#metricsPort = await server.listen(settings.metrics.host, settings.metrics.port);
       this.#closers.push({ name: 'metrics server', close: () => server.close() });
     }
+    aborted();
 
     log.info(
       {
@@ -393,12 +402,13 @@ export class Daemon {
     const { redis, dataDir } = this.config.daemon;
     if (redis.url !== '') return redis.url;
     const server = new RedisServerProcess({ dir: join(dataDir, 'redis') });
+    // Registered before it starts: a start-up aborted half-way stops it too, never leaving it behind.
+    this.#closers.push({ name: 'embedded redis', close: () => server.stop() });
     const adopted = await server.start();
     this.#log.info(
       { dir: server.dir, port: server.port, adopted },
       `${adopted ? 'reusing the' : 'started an'} embedded redis-server (AOF on) in ${server.dir}`,
     );
-    this.#closers.push({ name: 'embedded redis', close: () => server.stop() });
     return server.url;
   }
 

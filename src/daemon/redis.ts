@@ -13,7 +13,7 @@ export async function connectRedis(url: string, role: string, log: Logger): Prom
     connectionName: `auditlog-shipper:${role}`,
     retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** attempt),
   });
-  redis.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
+  watchConnection(redis, role, log);
   try {
     await redis.connect();
   } catch (error) {
@@ -28,8 +28,29 @@ export async function connectRedis(url: string, role: string, log: Logger): Prom
 /** Another connection to the same server (blocking reads, BullMQ), with its errors handled like the first. */
 export function duplicateRedis(redis: Redis, role: string, log: Logger): Redis {
   const copy = redis.duplicate({ connectionName: `auditlog-shipper:${role}` });
-  copy.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
+  watchConnection(copy, role, log);
   return copy;
+}
+
+/**
+ * Says once when a working connection is lost and once when it is back: an operator sees a Redis outage
+ * as two lines per connection, not as silence (commands wait meanwhile) or as one line per retry.
+ */
+function watchConnection(redis: Redis, role: string, log: Logger): void {
+  let wasReady = false;
+  let lost = false;
+  redis.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
+  redis.on('ready', () => {
+    if (lost) log.info({ role }, `redis connection (${role}) is back`);
+    wasReady = true;
+    lost = false;
+  });
+  // 'reconnecting', not 'close': a connection closed on purpose (shutdown, QUIT) does not reconnect.
+  redis.on('reconnecting', () => {
+    if (!wasReady || lost) return;
+    lost = true;
+    log.warn({ role }, `lost the redis connection (${role}); reconnecting, commands wait meanwhile`);
+  });
 }
 
 /**

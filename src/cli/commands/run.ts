@@ -5,6 +5,7 @@ import type { ShipperConfig } from '../../config/types.ts';
 import { ConfigReloader } from '../../daemon/config-reloader.ts';
 import { Daemon } from '../../daemon/daemon.ts';
 import { type EmbeddedDefault, startEmbeddedDefault } from '../../daemon/embedded-default.ts';
+import { ShutdownSignals } from '../../daemon/shutdown-signals.ts';
 import { createLogger } from '../../observability/logger.ts';
 
 interface RunOptions {
@@ -12,11 +13,22 @@ interface RunOptions {
 }
 
 /**
- * Runs the daemon until SIGTERM/SIGINT, then shuts down gracefully and exits 0. A second signal exits
- * at once. SIGHUP, or a change of the config file, reloads the config. Without a config file it runs
+ * Runs the daemon until SIGTERM/SIGINT, then shuts down gracefully and exits 0; a signal during start-up
+ * stops what has started and exits 0 too. A second signal exits at once (130). SIGHUP, or a change of the config file, reloads the config. Without a config file it runs
  * the embedded default (simulator, local Redis, file sink).
  */
 export async function run(options: RunOptions): Promise<number> {
+  // Before anything starts: a signal during start-up stops what has started instead of killing the
+  // process half-way (which left the embedded redis-server running and said nothing).
+  const signals = new ShutdownSignals();
+  try {
+    return await runUntilSignal(options, signals);
+  } finally {
+    signals.dispose();
+  }
+}
+
+async function runUntilSignal(options: RunOptions, signals: ShutdownSignals): Promise<number> {
   let embedded: EmbeddedDefault | undefined;
   if (options.config === undefined) embedded = await startEmbeddedDefault();
   const loaded = embedded
@@ -29,6 +41,11 @@ export async function run(options: RunOptions): Promise<number> {
   }
   const config: ShipperConfig = loaded.config;
   const log = createLogger({ level: config.daemon.log.level, instanceId: config.daemon.instanceId });
+  log.info(
+    { pid: process.pid },
+    'starting auditlog-shipper (SIGTERM or Ctrl-C stops it cleanly from now on)',
+  );
+  signals.attach(log);
   for (const warning of loaded.warnings) log.warn(`config: ${warning}`);
   if (embedded) {
     log.info(
@@ -39,42 +56,32 @@ export async function run(options: RunOptions): Promise<number> {
 
   let daemon: Daemon;
   try {
-    daemon = await Daemon.start(config, { log });
+    daemon = await Daemon.start(config, { log, signal: signals.signal });
   } catch (error) {
-    log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
     await embedded?.simulator.close();
+    if (signals.received) {
+      // Daemon.start stopped what it had started before rethrowing.
+      log.info('shutdown complete (during start-up)');
+      await flush(log);
+      return 0;
+    }
+    log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
     await flush(log);
     return 1;
   }
+  signals.startedUp();
 
   const reloader = options.config
     ? new ConfigReloader({ path: options.config, daemon, log, metrics: daemon.metrics })
     : undefined;
-  await reloader?.start();
+  if (!signals.received) await reloader?.start();
 
-  const signal = await waitForSignal(log);
-  log.info({ signal }, `received ${signal}: shutting down (send it again to exit at once)`);
+  await signals.wait();
   await reloader?.stop();
   await daemon.stop();
   await embedded?.simulator.close();
   await flush(log);
   return 0;
-}
-
-function waitForSignal(log: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let received: NodeJS.Signals | undefined;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (received) {
-        log.warn(`second ${signal}: exiting without finishing the shutdown`);
-        process.exit(130);
-      }
-      received = signal;
-      resolve(signal);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
 }
 
 function flush(log: Logger): Promise<void> {
