@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/daemon.ts';
 import { summary } from '../support/oracle.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
@@ -11,7 +12,7 @@ afterEach(async () => {
 });
 
 describe('request budget end to end', () => {
-  it('keeps two daemons together within the budget through a 429 storm, pauses both on Retry-After, and loses nothing', async () => {
+  it('keeps two daemons together within one budget through a 429 storm, and loses nothing', async () => {
     scenario = await startScenario({
       projects: 4,
       eventsPerMinute: 120,
@@ -24,9 +25,23 @@ describe('request budget end to end', () => {
     const s = scenario;
     const rate = { requestsPerMinute: 180, burst: 3 };
     const config = await s.config({ rateLimit: rate, sinkPath: join(s.dir, 'events-{instance}.ndjson') });
+    const startedMs = Date.now();
     const a = s.daemon(config, { INSTANCE_ID: 'replica-a' });
     const b = s.daemon(config, { INSTANCE_ID: 'replica-b' });
-    await new Promise((r) => setTimeout(r, 9_000));
+    const auditRequests = () => s.sim.requestLog.filter((r) => r.route === 'stackit.audit-log');
+    // Traffic runs until both replicas have polled and the provider has answered 429s: the storm the
+    // test is about happens on a slow machine too, it just takes longer.
+    await waitFor(
+      'requests from both replicas and 429s',
+      () => {
+        const requests = auditRequests();
+        return (
+          new Set(requests.map((r) => r.instance)).size === 2 &&
+          requests.filter((r) => r.status === 429).length >= 3
+        );
+      },
+      90_000,
+    );
     s.sim.stopTraffic();
     const files = async (): Promise<string[]> =>
       (await readdir(s.dir)).filter((f) => f.startsWith('events-')).map((f) => join(s.dir, f));
@@ -35,7 +50,7 @@ describe('request budget end to end', () => {
     b.kill('SIGTERM');
     expect([await a.exited, await b.exited]).toEqual([0, 0]);
 
-    const requests = s.sim.requestLog.filter((r) => r.route === 'stackit.audit-log');
+    const requests = auditRequests();
     const statuses = s.sim.stats().byStatus as Record<string, number>;
     const instances = new Set(requests.map((r) => r.instance));
     console.log(
@@ -48,28 +63,21 @@ describe('request budget end to end', () => {
     expect(instances).toEqual(new Set(['replica-a', 'replica-b']));
     expect(statuses['429'] ?? 0).toBeGreaterThan(0);
 
-    // Both daemons together stay within the budget: in any 5 s, at most burst + 5 s of refill.
+    // Both daemons together stay within the one budget. Causally, not by a timing window: a request
+    // reaches the provider only after its token was granted, and the shared bucket (full at the first
+    // take, after startedMs) grants at most burst + rate × elapsed by any instant. So the k-th request
+    // to arrive, however late a loaded machine sent it, arrived no earlier than that many tokens allow.
+    // Two budgets that were not shared would grant twice that and break it during the first seconds.
+    const perMs = rate.requestsPerMinute / 60_000;
     const starts = requests.map((r) => r.startedAtMs).sort((x, y) => x - y);
-    let worst = 0;
-    for (const t of starts) worst = Math.max(worst, starts.filter((u) => u >= t && u < t + 5_000).length);
-
-    // After a 429, neither daemon sends anything until its Retry-After has passed (requests already
-    // on the way when the 429 was sent do not count).
-    const violations: string[] = [];
-    for (const limited of requests.filter((r) => r.status === 429)) {
-      const pauseEnds = limited.endedAtMs + 1_000; // the simulator's Retry-After is at least 1 s
-      for (const r of requests) {
-        if (r.startedAtMs > limited.endedAtMs + 100 && r.startedAtMs < pauseEnds - 100) {
-          violations.push(
-            `${r.instance} at +${r.startedAtMs - limited.endedAtMs} ms after a 429 to ${limited.instance}`,
-          );
-        }
-      }
-    }
-    console.log(
-      `rate budget e2e: busiest 5 s held ${worst} requests; ${violations.length} sent during a pause`,
+    const early = starts.flatMap((t, i) =>
+      i + 1 > rate.burst + perMs * (t - startedMs) + 1
+        ? [`request ${i + 1} arrived ${t - startedMs} ms after the start`]
+        : [],
     );
-    expect(worst).toBeLessThanOrEqual(rate.burst + (rate.requestsPerMinute / 60) * 5 + 1);
-    expect(violations).toEqual([]);
+    console.log(`rate budget e2e: ${early.length} requests arrived sooner than the budget allows`);
+    expect(early).toEqual([]);
+    // That every replica waits out a 429's Retry-After is the budget's own arithmetic, tested on an
+    // injected clock in test/http/rate-budget.test.ts: measured here it would depend on scheduling.
   }, 120_000);
 });

@@ -39,11 +39,14 @@ export interface Scenario {
    */
   serviceAccountKey(): Promise<{ path: string; doc: ServiceAccountKeyDocument; auth: string }>;
   /**
-   * After traffic stopped: waits until the sink files hold every visible event, waits out the last
-   * late arrivals, and returns the final verdict (with Redis diagnostics in the error on a timeout).
+   * After traffic stopped: waits until the last late arrivals are visible and the sink files hold every
+   * visible event, and returns the final verdict (with Redis diagnostics in the error on a timeout).
    */
   settle(files: () => Promise<string[]>, timeoutMs: number, truth?: () => TruthEvent[]): Promise<Verdict>;
-  /** Like `settle`, for any sink: `records` reads back what it holds (see oracle.recordsFromLines). */
+  /**
+   * Like `settle`, for any sink: `records` reads back what it holds (see oracle.recordsFromLines);
+   * `lateWaitMs`: how long after this call events may still become visible (default: the longest delay).
+   */
   settleRecords(
     records: () => Promise<SinkRecord[]>,
     timeoutMs: number,
@@ -155,21 +158,24 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       lateWaitMs = delay.lateMaxMs + 1_500,
       truth = () => scenario.truth(),
     ) {
+      // Events become visible up to `lateWaitMs` after traffic stopped (late arrivals): the verdict is
+      // final once the simulator's clock is past that and the sink holds everything then visible. Both
+      // are conditions, not a sleep, so a slow machine only makes the wait longer, never the verdict wrong.
+      const lastVisibleMs = sim.clock.simNow() + lateWaitMs;
       let verdict = judge(truth(), await records());
       await waitFor(
         `every visible event in ${what}`,
         async () => {
+          const final = sim.clock.simNow() >= lastVisibleMs;
           verdict = judge(truth(), await records());
-          return verdict.missing.length === 0;
+          return final && verdict.missing.length === 0;
         },
-        timeoutMs,
+        timeoutMs + lateWaitMs,
         500,
       ).catch(async (error: Error) => {
         throw new Error(`${error.message}: ${summary(verdict)}\n${await scenario.diagnose()}`);
       });
-      // Events made visible late (up to lateMaxMs after their time) need one more poll to arrive.
-      await new Promise((r) => setTimeout(r, lateWaitMs));
-      return judge(truth(), await records());
+      return verdict;
     },
     async close() {
       for (const d of daemons) d.kill('SIGKILL');
