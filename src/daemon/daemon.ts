@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
 import type { DaemonSettings, ShipperConfig } from '../config/types.ts';
 import { RateBudgets } from '../http/rate-budget.ts';
+import { sleep } from '../http/retry.ts';
 import { ObservabilityServer } from '../observability/http-server.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
 import { Metrics } from '../observability/metrics.ts';
@@ -34,10 +35,14 @@ import { sourceModules } from '../sources/registry.ts';
 import { fingerprint } from './fingerprint.ts';
 import { LinkReconcilerSet } from './link-reconcilers.ts';
 import { PushReceiverSet } from './push-set.ts';
-import { checkRedisServer, connectRedis, duplicateRedis } from './redis.ts';
+import { checkRedisServer, connectRedis, duplicateRedis, RedisConnectError } from './redis.ts';
 import { RedisServerProcess } from './redis-server.ts';
 import { SinkSet } from './sink-set.ts';
 import { type SetChange, SourceSet } from './source-set.ts';
+
+/** Backoff while Redis is unreachable at start. */
+const REDIS_WAIT_INITIAL_MS = 1_000;
+const REDIS_WAIT_MAX_MS = 30_000;
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -76,6 +81,12 @@ export class Daemon {
   #backfillCoordinator: BackfillCoordinator | undefined;
   #backfillWorker: BackfillWorker | undefined;
   #metricsPort: number | undefined;
+  /** The main Redis connection, once there is one (readiness pings it). */
+  #redis: Redis | undefined;
+  /** Until the start-up is done: /readyz says "starting". */
+  #starting = true;
+  /** Why there is no Redis connection yet (e.g. unreachable at start), for /readyz. */
+  #redisWaiting: string | undefined;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
   /** Every Redis connection, disconnected last: a command queued while Redis is down waits forever otherwise. */
@@ -159,9 +170,24 @@ export class Daemon {
     const log = this.#log;
 
     const aborted = (): void => this.#signal.throwIfAborted();
+    // Health first: while the start waits (for Redis above all), /healthz says alive and /readyz says
+    // why it is not ready yet, instead of a connection refused that looks like a dead process.
+    if (settings.metrics.port !== 0) {
+      const server = new ObservabilityServer(this.metrics, [
+        { name: 'redis', check: () => this.#redisProblem() },
+        {
+          name: 'workers',
+          check: async () => (this.#stopping ? 'shutting down' : this.#starting ? 'starting' : undefined),
+        },
+      ]);
+      this.#metricsPort = await server.listen(settings.metrics.host, settings.metrics.port);
+      this.#closers.push({ name: 'metrics server', close: () => server.close() });
+    }
     const redisUrl = await this.#redisUrl();
     aborted();
-    const redis = await connectRedis(redisUrl, 'main', log);
+    const redis = await this.#waitForRedis(redisUrl);
+    this.#redis = redis;
+    this.#redisWaiting = undefined;
     this.#connections.push(redis);
     const duplicate = (role: string): Redis => {
       const connection = duplicateRedis(redis, role, log);
@@ -375,16 +401,9 @@ export class Daemon {
       queues: [queue, backfillQueue],
     });
 
-    if (settings.metrics.port !== 0) {
-      const server = new ObservabilityServer(this.metrics, [
-        { name: 'redis', check: async () => ((await redis.ping()) === 'PONG' ? undefined : 'no PONG') },
-        { name: 'workers', check: async () => (this.#stopping ? 'shutting down' : undefined) },
-      ]);
-      this.#metricsPort = await server.listen(settings.metrics.host, settings.metrics.port);
-      this.#closers.push({ name: 'metrics server', close: () => server.close() });
-    }
     aborted();
 
+    this.#starting = false;
     log.info(
       {
         config: this.config.origin,
@@ -398,6 +417,39 @@ export class Daemon {
     );
   }
 
+  /**
+   * Connects to Redis, waiting with backoff (1 s doubling to 30 s) while it is unreachable: during a
+   * failover every restarting replica would otherwise exit and crash-loop. Unready meanwhile, saying why
+   * in the log and in /readyz. Refused credentials are fatal: waiting cannot fix them. A signal ends it.
+   */
+  async #waitForRedis(url: string): Promise<Redis> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await connectRedis(url, 'main', this.#log);
+      } catch (error) {
+        if (!(error instanceof RedisConnectError) || !error.retryable) throw error;
+        const waitMs = Math.min(REDIS_WAIT_MAX_MS, REDIS_WAIT_INITIAL_MS * 2 ** Math.min(attempt, 10));
+        this.#redisWaiting = `waiting for Redis: ${error.message}`;
+        this.#log.warn(
+          { attempt: attempt + 1, retryInMs: waitMs },
+          `${error.message}; waiting for it, next try in ${waitMs / 1000} s (not ready meanwhile)`,
+        );
+        await sleep(waitMs, this.#signal);
+      }
+    }
+  }
+
+  /**
+   * Readiness of Redis, answered at once when the connection is down and within the server's deadline
+   * when Redis is up but stalled (commands would otherwise queue until it answers).
+   */
+  async #redisProblem(): Promise<string | undefined> {
+    const redis = this.#redis;
+    if (!redis) return this.#redisWaiting ?? 'connecting';
+    if (redis.status !== 'ready') return `connection ${redis.status}`;
+    return (await redis.ping()) === 'PONG' ? undefined : 'no PONG';
+  }
+
   async #redisUrl(): Promise<string> {
     const { redis, dataDir } = this.config.daemon;
     if (redis.url !== '') return redis.url;
@@ -405,6 +457,12 @@ export class Daemon {
     // Registered before it starts: a start-up aborted half-way stops it too, never leaving it behind.
     this.#closers.push({ name: 'embedded redis', close: () => server.stop() });
     const adopted = await server.start();
+    if (server.stoppedLeftover !== undefined) {
+      this.#log.warn(
+        { dir: server.dir, pid: server.stoppedLeftover },
+        `stopped a leftover redis-server (pid ${server.stoppedLeftover}) in ${server.dir} that did not answer, so that two never share its AOF`,
+      );
+    }
     this.#log.info(
       { dir: server.dir, port: server.port, adopted },
       `${adopted ? 'reusing the' : 'started an'} embedded redis-server (AOF on) in ${server.dir}`,

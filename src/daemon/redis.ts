@@ -2,6 +2,20 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactUrl } from '../config/redact.ts';
 
+/** A failed first connection; `retryable` unless Redis refused the credentials (waiting cannot fix that). */
+export class RedisConnectError extends Error {
+  readonly retryable: boolean;
+
+  constructor(message: string, retryable: boolean, cause: unknown) {
+    super(message, { cause });
+    this.name = 'RedisConnectError';
+    this.retryable = retryable;
+  }
+}
+
+/** Redis's answers to a wrong or missing password (AUTH, HELLO), as opposed to an unreachable server. */
+const AUTH_FAILURE = /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR Client sent AUTH)/;
+
 /**
  * A connection for one role. `maxRetriesPerRequest: null` keeps commands queued while Redis restarts
  * instead of failing them (BullMQ requires it for workers, and the pipeline wants the same patience).
@@ -13,14 +27,33 @@ export async function connectRedis(url: string, role: string, log: Logger): Prom
     connectionName: `auditlog-shipper:${role}`,
     retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** attempt),
   });
+  // ioredis rejects a failed connect with "Connection is closed."; the reason is in the error event.
+  let reason: Error | undefined;
+  const remember = (error: Error): void => {
+    reason ??= error;
+  };
+  redis.on('error', remember);
   watchConnection(redis, role, log);
   try {
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`cannot connect to Redis at ${redactUrl(url)}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    const cause = reason ?? (error as Error);
+    if (AUTH_FAILURE.test(cause.message)) {
+      throw new RedisConnectError(
+        `Redis at ${redactUrl(url)} refused the credentials: authentication failed (${cause.message.split('.')[0]}); ` +
+          'check the password (and user) in REDIS_URL',
+        false,
+        cause,
+      );
+    }
+    throw new RedisConnectError(
+      `cannot connect to Redis at ${redactUrl(url)}: ${cause.message}`,
+      true,
+      cause,
+    );
+  } finally {
+    redis.off('error', remember);
   }
   return redis;
 }

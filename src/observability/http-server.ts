@@ -9,6 +9,13 @@ export interface ReadinessCheck {
 }
 
 /**
+ * How long one readiness check may take. A check that waits on a stalled dependency (Redis paused or
+ * unreachable, its commands queued) counts as a problem once this passes, so /readyz always answers
+ * within about a second.
+ */
+const CHECK_DEADLINE_MS = 800;
+
+/**
  * `/metrics` for Prometheus, `/healthz` (the process answers: liveness) and `/readyz` (Redis reachable,
  * config loaded, workers running: readiness). Kept apart from any data path so a stuck sink never makes
  * the pod look dead, only not ready.
@@ -51,11 +58,17 @@ export class ObservabilityServer {
     const problems: Record<string, string> = {};
     await Promise.all(
       this.#checks.map(async ({ name, check }) => {
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<string>((resolve) => {
+          timer = setTimeout(() => resolve(`no answer within ${CHECK_DEADLINE_MS} ms`), CHECK_DEADLINE_MS);
+        });
         try {
-          const problem = await check();
+          const problem = await Promise.race([check(), deadline]);
           if (problem !== undefined) problems[name] = problem;
         } catch (error) {
           problems[name] = error instanceof Error ? error.message : String(error);
+        } finally {
+          clearTimeout(timer);
         }
       }),
     );

@@ -12,6 +12,9 @@ const DELAY_BUCKETS = [1, 2, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200
  * small and bounded: provider, scope kind, sink, reason; the per-scope lag gauge can be turned off for
  * very large fleets.
  */
+/** How long a scrape waits for the gauges it refreshes from Redis. */
+const SCRAPE_REFRESH_DEADLINE_MS = 2_000;
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -373,10 +376,29 @@ export class Metrics {
     this.#beforeScrape.push(refresh);
   }
 
-  /** The exposition text, after refreshing state gauges; a failed refresh is counted, not fatal. */
-  async scrape(): Promise<string> {
-    const results = await Promise.allSettled(this.#beforeScrape.map((refresh) => refresh()));
-    for (const result of results) if (result.status === 'rejected') this.stateReadErrors.inc();
+  /**
+   * The exposition text, after refreshing state gauges. A refresh that fails, or that has not finished
+   * within `deadlineMs` (Redis down or stalled: its commands wait), is counted and its gauges keep their
+   * last values: a scrape answers with what it has instead of hanging.
+   */
+  async scrape(deadlineMs = SCRAPE_REFRESH_DEADLINE_MS): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), deadlineMs);
+    });
+    const results = await Promise.all(
+      this.#beforeScrape.map((refresh) =>
+        Promise.race([
+          refresh().then(
+            () => 'ok' as const,
+            () => 'failed' as const,
+          ),
+          deadline,
+        ]),
+      ),
+    );
+    clearTimeout(timer);
+    for (const result of results) if (result !== 'ok') this.stateReadErrors.inc();
     // Label values are closed sets or names from the config, but a secret must not slip out here either.
     return redactSecrets(await this.registry.metrics());
   }
