@@ -36,6 +36,7 @@ import { fingerprint } from './fingerprint.ts';
 import { LinkReconcilerSet } from './link-reconcilers.ts';
 import { PushReceiverSet } from './push-set.ts';
 import { checkRedisServer, connectRedis, duplicateRedis, RedisConnectError } from './redis.ts';
+import { RedisEvictionWatch } from './redis-config-watch.ts';
 import { RedisServerProcess } from './redis-server.ts';
 import { SinkSet } from './sink-set.ts';
 import { type SetChange, SourceSet } from './source-set.ts';
@@ -199,6 +200,9 @@ export class Daemon {
       close: async () => void (await redis.quit().catch(() => undefined)),
     });
     await checkRedisServer(redis, log);
+    const evictionWatch = new RedisEvictionWatch(redis, log, this.metrics);
+    evictionWatch.start();
+    this.#closers.push({ name: 'eviction watch', close: async () => evictionWatch.stop() });
     aborted();
     const keys = new RedisKeys(settings.redis.prefix);
     const outbox = new OutboxMonitor(redis, keys);

@@ -159,6 +159,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly redisEvictionUnsafe = new Gauge({
+    name: `${PREFIX}redis_eviction_unsafe`,
+    help: '1 while Redis runs with a maxmemory-policy other than noeviction (re-checked every minute): it may evict undelivered events and checkpoints.',
+    registers: [this.registry],
+  });
+
   readonly stateReadErrors = new Counter({
     name: `${PREFIX}metrics_state_read_errors_total`,
     help: 'Scrapes that could not read scope, outbox or queue state from Redis (those gauges keep their last values).',
