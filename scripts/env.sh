@@ -23,14 +23,42 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
+# apt-get that waits while another apt or dpkg (unattended-upgrades, a parallel install) holds its lock,
+# instead of failing at once: DPkg::Lock::Timeout makes apt wait for the dpkg lock (its "Waiting for
+# cache lock" lines are shown), and a lock error it still reports (the package lists' lock on some apt
+# versions) is retried for up to 10 minutes. Other output is shown only when apt-get fails.
+apt_get() {
+  local log status waited=0
+  log="$(mktemp)"
+  while :; do
+    status=0
+    : >"$log"
+    # apt prints its "Waiting for cache lock" lines on standard output; with pipefail the status is apt's.
+    apt-get -o DPkg::Lock::Timeout=600 "$@" 2>&1 | tee -a "$log" | { grep --line-buffered -i 'lock' >&2 || true; } ||
+      status=$?
+    if [ "$status" = 0 ]; then
+      rm -f "$log"
+      return 0
+    fi
+    if [ "$waited" -ge 600 ] || ! grep -qiE 'could not get lock|unable to (acquire|lock)' "$log"; then
+      cat "$log" >&2
+      rm -f "$log"
+      return "$status"
+    fi
+    [ "$waited" -gt 0 ] || say "another apt or dpkg holds its lock; waiting for it"
+    sleep 5
+    waited=$((waited + 5))
+  done
+}
+
 # Debian packages the shipper or its tests run: installed with apt-get when missing and run as root.
 ensure_apt_package() { # <command> <package> <why>
   command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing $2 with apt-get ($3)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "$2" >/dev/null 2>&1 ||
-      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$2" >/dev/null; }
+    apt_get install -y --no-install-recommends "$2" ||
+      { apt_get update && apt_get install -y --no-install-recommends "$2"; }
   else
     echo "$1 is not installed ($3). Install it (Debian/Ubuntu: sudo apt-get install -y $2;" >&2
     echo "macOS: brew install $2), or run this script as root to have it installed for you." >&2
