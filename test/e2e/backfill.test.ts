@@ -123,5 +123,5 @@ describe('backfill end to end', () => {
     expect(log.some((m) => /^backfill of stackit:project:\S+ complete/.test(m))).toBe(true);
     second.kill('SIGTERM');
     expect(await second.exited).toBe(0);
-  }, 150_000);
+  }, 300_000);
 });

@@ -75,7 +75,7 @@ describe('cloudscale end to end, judged by the simulator’s ground truth', () =
     expect(log).toContain('the stored cursor was refused');
     expect(log).toContain('shutdown complete');
     for (const project of s.projects) expect(log).not.toContain(project.token);
-  }, 120_000);
+  }, 300_000);
 
   it('refuses next/poll_more on another origin: the hostile server never sees a request, the poll fails loudly', async () => {
     scenario = await startCloudscaleScenario({ projects: 1, eventsPerMinute: 60, historyMs: 60_000 });
@@ -113,5 +113,5 @@ describe('cloudscale end to end, judged by the simulator’s ground truth', () =
     } finally {
       await hostile.close();
     }
-  }, 60_000);
+  }, 300_000);
 });

@@ -90,7 +90,7 @@ describe('the embedded default (README command one)', () => {
       },
       10_000,
     );
-  }, 60_000);
+  }, 300_000);
 
   it('state list/show/reset work on what that run left in ./data', () => {
     const list = cli('state', 'list');
@@ -115,5 +115,5 @@ describe('the embedded default (README command one)', () => {
     const unknown = cli('state', 'show', 'no-such-scope');
     expect(unknown.status).toBe(1);
     expect(unknown.stderr).toContain('no scope "no-such-scope"');
-  }, 60_000);
+  }, 300_000);
 });

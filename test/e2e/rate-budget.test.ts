@@ -79,5 +79,5 @@ describe('request budget end to end', () => {
     expect(early).toEqual([]);
     // That every replica waits out a 429's Retry-After is the budget's own arithmetic, tested on an
     // injected clock in test/http/rate-budget.test.ts: measured here it would depend on scheduling.
-  }, 120_000);
+  }, 300_000);
 });

@@ -45,5 +45,5 @@ describe('Redis restarts under a running daemon', () => {
     expect(
       lines.filter((l) => l.level === 'warn' && String(l.msg).startsWith('lost the redis connection (main)')),
     ).toHaveLength(1);
-  }, 90_000);
+  }, 300_000);
 });

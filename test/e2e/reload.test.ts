@@ -99,5 +99,5 @@ describe('config reload without a restart', () => {
     expect(inArchive.unexpected.filter((id) => !p1Ids.has(id))).toEqual([]);
     daemon.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });

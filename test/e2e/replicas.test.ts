@@ -82,5 +82,5 @@ describe('two daemons against one Redis', () => {
     expect(verdict.duplicated).toEqual([]);
     expect(verdict.unexpected).toEqual([]);
     expect((await files()).length).toBe(2);
-  }, 120_000);
+  }, 300_000);
 });

@@ -111,5 +111,5 @@ describe('STACKIT end to end: service-account key and discovery', () => {
     for (const secret of [...seen.assertions, ...seen.accessTokens]) expect(log).not.toContain(secret);
     expect(log).not.toContain((key.doc.credentials.privateKey as string).split('\n')[2]);
     expect(log).toContain('minting a new one and retrying once');
-  }, 120_000);
+  }, 300_000);
 });

@@ -78,7 +78,7 @@ describe('/readyz and /metrics while Redis is down or stalled (§11)', () => {
     expect((await get(port, '/metrics')).status).toBe(200);
     await s.redis.server.restart();
     await waitFor('ready after the restart', async () => (await get(port, '/readyz')).status === 200, 60_000);
-  }, 180_000);
+  }, 300_000);
 });
 
 describe('a start while Redis is unreachable (§13) and signals during start-up (§12)', () => {
@@ -112,7 +112,7 @@ describe('a start while Redis is unreachable (§13) and signals during start-up 
     await waitFor('ready', async () => (await get(metricsPort, '/readyz')).status === 200, 60_000);
     daemon.kill('SIGTERM');
     expect(await daemon.exited).toBe(0);
-  }, 180_000);
+  }, 300_000);
 
   it('stops at once, with a log line and exit 0, when signalled while waiting for Redis', async () => {
     scenario = await startScenario({ projects: 1, eventsPerMinute: 60, historyMs: 60_000 });
@@ -127,7 +127,7 @@ describe('a start while Redis is unreachable (§13) and signals during start-up 
     expect(await daemon.exited).toBe(0);
     expect(await logged(daemon, 'received SIGTERM during start-up')).toBe(true);
     expect(await logged(daemon, 'shutdown complete')).toBe(true);
-  }, 120_000);
+  }, 300_000);
 
   it('Ctrl-C during the start of the embedded default stops its redis-server and exits 0, saying so', async () => {
     const cwd = await mkdtemp(join(tmpdir(), 'auditlog-ctrl-c-'));
@@ -157,7 +157,7 @@ describe('a start while Redis is unreachable (§13) and signals during start-up 
       const pid = Number(readFileSync(pidFile, 'utf8'));
       await waitFor('the embedded redis-server to exit', () => !alive(pid), 30_000);
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('a wrong Redis password (§13)', () => {
@@ -211,5 +211,5 @@ describe('a wrong Redis password (§13)', () => {
     expect(String(fatal?.msg)).toContain('authentication failed');
     expect(String(fatal?.msg)).not.toContain('Connection is closed');
     expect(JSON.stringify(await daemon.logLines())).not.toContain('wrong-one');
-  }, 120_000);
+  }, 300_000);
 });

@@ -67,5 +67,5 @@ describe.skipIf(why !== undefined)('scripts/env.sh and a held apt lock', () => {
     } finally {
       holder.kill('SIGKILL');
     }
-  }, 120_000);
+  }, 300_000);
 });

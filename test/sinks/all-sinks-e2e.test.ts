@@ -96,5 +96,5 @@ describe('end to end: simulator → daemon → file, Loki, Elasticsearch and S3 
       expect(log).not.toContain(secret);
     }
     expect(await daemon.strayLines()).toEqual([]);
-  }, 150_000);
+  }, 300_000);
 });

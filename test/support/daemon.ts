@@ -151,12 +151,20 @@ export function startCli(args: readonly string[], env: Record<string, string>): 
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
+/** A timeout only detects a hang: on a loaded machine none is shorter than this. */
+const MIN_WAIT_MS = 60_000;
+
+/**
+ * Waits until `check` holds. `timeoutMs` is raised to at least a minute: the suite must pass beside a CPU
+ * hog on every core (scripts/test-under-load.sh), where what takes a second alone can take many.
+ */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean> | boolean,
   timeoutMs: number,
   intervalMs = 200,
 ): Promise<void> {
+  timeoutMs = Math.max(timeoutMs, MIN_WAIT_MS);
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
