@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { withEnv } from '../../src/config/fields.ts';
 import type { ScopeSpec } from '../../src/config/types.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
@@ -194,7 +194,11 @@ describe('Poller against the simulator and real Redis', () => {
     sim.faults.set({ slowRate: 1, slowDelayMs: 100 });
     const shutdown = new AbortController();
     const running = poller.poll(scope, shutdown.signal);
-    await new Promise((r) => setTimeout(r, 250));
+    // Mid-poll, whatever the machine's speed: a first page committed, more to come (each page is slow).
+    await vi.waitFor(async () => expect((await outboxIds()).length).toBeGreaterThan(0), {
+      timeout: 60_000,
+      interval: 10,
+    });
     shutdown.abort(new Error('shutdown'));
     const result = await running;
     expect(result.outcome).toBe('interrupted');
