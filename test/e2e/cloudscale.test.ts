@@ -13,8 +13,6 @@ afterEach(async () => {
   scenario = undefined;
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('cloudscale end to end, judged by the simulator’s ground truth', () => {
   it('delivers every entry exactly once and unaltered through late commits, maintenance, a refused cursor, 429s and 5xx', async () => {
     const LATE_MAX_MS = 4_000;
@@ -47,13 +45,21 @@ describe('cloudscale end to end, judged by the simulator’s ground truth', () =
       },
       30_000,
     );
-    s.sim.cloudscale.setMaintenance(s.sim.clock.simNow() + 1_500, 1);
-    await sleep(2_500);
+    // Maintenance until the daemon has met it, then stored cursors refused until three were: each fault
+    // lasts as long as a slow machine needs to run into it, not a guessed few seconds.
+    const statusCount = (status: string): number =>
+      (s.sim.stats().byStatus as Record<string, number>)[status] ?? 0;
+    s.sim.cloudscale.setMaintenance(s.sim.clock.simNow() + 24 * 3_600_000, 1);
+    await waitFor('a 503 during maintenance', () => statusCount('503') > 0, 60_000, 50);
+    s.sim.cloudscale.setMaintenance(undefined);
     s.sim.cloudscale.rejectCursors(3, 410);
-    await sleep(3_000);
+    await waitFor('three stored cursors refused', () => statusCount('410') >= 3, 60_000, 50);
+    // The budget is below the steady demand of three projects polled every second: 429s come for sure.
+    await waitFor('a 429', () => statusCount('429') > 0, 60_000, 50);
     s.sim.cloudscale.stopTraffic();
     // The last late commits become visible; after that the truth is final.
-    await sleep(LATE_MAX_MS + 500);
+    const finalAt = s.sim.clock.simNow() + LATE_MAX_MS + 500;
+    await waitFor('the last late commits to be visible', () => s.sim.clock.simNow() >= finalAt, 60_000, 100);
     const verdict = await s.settle(45_000);
     const statuses = s.sim.stats().byStatus as Record<string, number>;
     console.log(`cloudscale oracle: ${rawSummary(verdict)}; simulator answered ${JSON.stringify(statuses)}`);

@@ -211,8 +211,20 @@ sinks:
       ).catch((error: Error) => {
         throw new Error(`${error.message}: ${rawSummary(last)}`);
       });
-      // Two more poll intervals: anything delivered twice would show now.
-      await new Promise((r) => setTimeout(r, 2_500));
+      // Two more successful requests per project, whatever the machine's speed: anything those polls
+      // would deliver twice shows now.
+      const mark = Date.now();
+      await waitFor(
+        'two more polls of every project',
+        () => {
+          const after = sim.requestLog.filter(
+            (r) => r.route === 'cloudscale.project-logs' && r.status === 200 && r.startedAtMs > mark,
+          );
+          return projects.every((p) => after.filter((r) => r.scope?.id === p.name).length >= 2);
+        },
+        timeoutMs,
+        100,
+      );
       return verdict();
     },
     async close() {
