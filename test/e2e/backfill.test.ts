@@ -63,10 +63,8 @@ describe('backfill end to end', () => {
     expect(cliDone).toBe(false); // following survives the shipper's death: it only watches Redis
 
     const second = s.daemon(config);
-    const code = await Promise.race([
-      cli.exited,
-      new Promise((resolve) => setTimeout(() => resolve('timeout'), 60_000)),
-    ]);
+    // The test's own timeout is the hang detector: on a loaded machine the backfill takes what it takes.
+    const code = await cli.exited;
     const output = cli.output();
     expect(code, `${output.stdout}\n${output.stderr}\n${await s.diagnose()}`).toBe(0);
     expect(output.stdout).toContain('backfill complete for 3 scopes');

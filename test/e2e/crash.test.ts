@@ -99,5 +99,5 @@ describe('crash safety', () => {
     expect(verdict.duplicated).toEqual([]);
     survivor.kill('SIGTERM');
     expect(await survivor.exited).toBe(0);
-  }, 300_000);
+  }, 900_000);
 });

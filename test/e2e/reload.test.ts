@@ -41,9 +41,14 @@ describe('config reload without a restart', () => {
       async () => (await reloads(/^config reloaded \(SIGHUP\)/)) === 1,
       15_000,
     );
-    expect(
-      await reloads(/daemon\.poll\.concurrency changed; daemon settings take effect after a restart/),
-    ).toBe(1);
+    // Log lines are written asynchronously: wait for it rather than read the file at one instant.
+    await waitFor(
+      'the restart-needed warning',
+      async () =>
+        (await reloads(/daemon\.poll\.concurrency changed; daemon settings take effect after a restart/)) ===
+        1,
+      60_000,
+    );
 
     // An invalid file is rejected with its problem and line; the running config carries on.
     await writeFile(path, withP2.replace('type: file', 'type: flie'));

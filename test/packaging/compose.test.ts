@@ -74,7 +74,7 @@ describe('docker-compose stack', () => {
       out += c.toString();
     });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`simulator did not start: ${out}`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`simulator did not start: ${out}`)), 120_000);
       child.stdout.on('data', () => {
         if (out.includes('listening on')) {
           clearTimeout(timer);
