@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RedisServerProcess } from '../../src/daemon/redis-server.ts';
+import { alive } from '../support/daemon.ts';
 
 // The embedded redis-server's data directory has one owner: two servers appending to one AOF would
 // corrupt it. These run real redis-servers, started, stopped and SIGSTOPped as a crash would leave them.
@@ -13,14 +14,6 @@ let dir: string;
 const servers: RedisServerProcess[] = [];
 const stopped: number[] = [];
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const server = (): RedisServerProcess => {
   const s = new RedisServerProcess({ dir });
   servers.push(s);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, RedisServerProcess } from '../../src/daemon/redis-server.ts';
-import { type DaemonProcess, waitFor } from '../support/daemon.ts';
+import { alive, type DaemonProcess, waitFor } from '../support/daemon.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
 // Start-up and health while Redis misbehaves (issue 9 §11, §12, §13), with real redis-servers that are
@@ -28,14 +28,6 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 }
 const logged = async (daemon: DaemonProcess, text: string): Promise<boolean> =>
   (await daemon.logLines()).some((l) => String(l.msg).includes(text));
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('/readyz and /metrics while Redis is down or stalled (§11)', () => {
   it('answers 503 {"ready":false} and serves /metrics while Redis is paused, and again while it is gone', async () => {
