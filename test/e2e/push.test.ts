@@ -5,12 +5,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { auditLogRecord } from '../../src/simulator/stackit/audit-records.ts';
 import { RouterPusher } from '../../src/simulator/stackit/router-pusher.ts';
 import { waitFor } from '../support/daemon.ts';
+import { EsTestServer } from '../support/es-server.ts';
 import { type Scenario, startScenario } from '../support/scenario.ts';
 
 let scenario: Scenario | undefined;
+let es: EsTestServer | undefined;
 afterEach(async () => {
   await scenario?.close();
   scenario = undefined;
+  await es?.stop();
+  es = undefined;
 });
 
 const TOKEN = 'e2e-router-token';
@@ -101,5 +105,80 @@ describe('STACKIT Telemetry Router push, end to end', () => {
     expect(ids.filter((id) => !expected.has(id))).toEqual([]);
     second.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+  }, 240_000);
+
+  it('two replicas behind one router, one killed -9 mid-push: an idempotent sink holds every record once', async () => {
+    es = new EsTestServer();
+    await es.start();
+    scenario = await startScenario({ projects: 3, eventsPerMinute: 300, historyMs: 2 * 60_000 });
+    const s = scenario;
+    s.sim.stopTraffic();
+    const truth = s.truth();
+    const [portA, portB] = [await freePort(), await freePort()];
+    const config = (port: number) =>
+      s.config({
+        scopesText: '',
+        sinkPath: join(s.dir, 'events-{instance}.ndjson'),
+        extraSinks: `  - name: es
+    type: elasticsearch
+    url: ${es?.url}
+    manageTemplate: true
+    batch: { maxEvents: 300, linger: 200ms }`,
+        providerExtra: `  - name: router
+    type: stackit-telemetry
+    listen: { host: 127.0.0.1, port: ${port} }
+    auth: { bearerToken: "\${ROUTER_TOKEN}" }
+    allowPlainHttp: true`,
+      });
+    const [configA, configB] = [await config(portA), await config(portB)];
+    const env = { ROUTER_TOKEN: TOKEN };
+    const a = s.daemon(configA, env);
+    const b = s.daemon(configB, env);
+    await waitFor(
+      'both receivers to listen',
+      async () => (await listening(portA)) && (await listening(portB)),
+      30_000,
+    );
+
+    const records = truth.map(auditLogRecord);
+    const pusher = (port: number, seed: number) =>
+      new RouterPusher({
+        target: { uri: `http://127.0.0.1:${port}`, bearerToken: TOKEN },
+        batchSize: 30,
+        redeliverRate: 0.2,
+        shuffle: true,
+        seed,
+        initialBackoffMs: 100,
+        maxBackoffMs: 1_000,
+        maxElapsedMs: 180_000,
+      });
+    // The router sends half to each replica, and everything once more to B, as a redelivery through the
+    // Service could land on either.
+    const half = Math.floor(records.length / 2);
+    const pushes = [
+      pusher(portA, 1).push(records.slice(0, half)),
+      pusher(portB, 2).push(records.slice(half)),
+      pusher(portB, 3).push(records),
+    ];
+    await waitFor('a first part in Elasticsearch', () => (es as EsTestServer).docs().length >= 60, 60_000);
+    a.kill('SIGKILL');
+    await a.exited;
+    const again = s.daemon(configA, env);
+    await waitFor('the restarted replica', () => listening(portA), 30_000);
+
+    const reports = await Promise.all(pushes);
+    for (const report of reports) expect(report.dropped).toEqual([]);
+    const expected = new Set(truth.map((e) => e.id));
+    await waitFor(
+      'every event in Elasticsearch',
+      () => (es as EsTestServer).docs().length >= expected.size,
+      60_000,
+    );
+    const ids = es.docs().map((d) => d.id);
+    expect(ids.length).toBe(expected.size);
+    expect(new Set(ids)).toEqual(expected);
+    for (const d of [b, again]) d.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+    expect(await again.exited).toBe(0);
   }, 240_000);
 });
