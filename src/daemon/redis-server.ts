@@ -123,7 +123,14 @@ export class RedisServerProcess {
       );
       if (this.#child.pid !== undefined) writeFileSync(join(this.dir, 'redis.pid'), String(this.#child.pid));
       this.#child.unref();
-      await this.#waitReady(10_000);
+      try {
+        await this.#waitReady(10_000);
+      } catch (error) {
+        // A server that never became ready (it refuses our PING, it hangs) must not stay behind holding
+        // the directory's AOF; a later start would otherwise find it and have to stop it.
+        this.#child.kill('SIGKILL');
+        throw error;
+      }
       return false;
     } finally {
       release();

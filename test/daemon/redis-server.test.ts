@@ -92,4 +92,13 @@ describe('the embedded redis-server owns its data directory', () => {
     expect(next.stoppedLeftover).toBeUndefined();
     expect(alive(process.pid)).toBe(true);
   });
+
+  it('stops the server it spawned when that never becomes ready', async () => {
+    // A password the start's own PING does not know: redis-server runs, but never answers it.
+    const s = new RedisServerProcess({ dir, args: ['--requirepass', 'not-known-to-the-probe'] });
+    servers.push(s);
+    await expect(s.start()).rejects.toThrow(/did not become ready/);
+    const pid = s.pid as number;
+    await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 20_000 });
+  });
 });
