@@ -188,7 +188,8 @@ describe('Helm chart values', () => {
   });
 });
 
-describe('Helm chart rendered by a real helm', () => {
+// Each test runs helm a few to a few dozen times (about 0.1-0.7 s each, more on a loaded machine).
+describe('Helm chart rendered by a real helm', { timeout: 180_000 }, () => {
   it('passes helm lint --strict with the defaults and with every example values file', () => {
     for (const file of [undefined, ...examples, ...readmeExamples]) {
       const lint = run(['lint', '--strict', chart, ...(file ? ['-f', file] : [])]);

@@ -25,7 +25,8 @@ afterEach(() => {
   clone = undefined;
 });
 
-describe("a newcomer's shell", () => {
+// The launcher runs scripts/env.sh first (Node 24 via npx, the dependency check): seconds, more under load.
+describe("a newcomer's shell", { timeout: 150_000 }, () => {
   it('bin/auditlog-shipper runs the CLI with Node 24 even when an older system Node comes first on PATH', () => {
     // The system Node (20 on Debian bookworm) first, as in a fresh shell; the launcher finds Node 24.
     const path = existsSync(SYSTEM_NODE) ? `${dirname(SYSTEM_NODE)}:${process.env.PATH}` : process.env.PATH;
@@ -108,5 +109,5 @@ describe("a newcomer's shell", () => {
     started.kill('SIGINT');
     expect(await exited, stderr.slice(-2000)).toBe(0);
     expect(git('status', '--porcelain', '--untracked-files=all').stdout).toBe('');
-  }, 150_000);
+  });
 });
