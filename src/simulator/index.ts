@@ -50,6 +50,8 @@ export type { IdentityStats, ServiceAccountKeyDocument, WorkloadIssuer } from '.
 export { STACKIT_SIM_AUDIENCE, STACKIT_WIF_AUDIENCE, StackitIdentity } from './stackit/identity.ts';
 export type { AddContainer, LifecycleState, SimContainer } from './stackit/resource-manager.ts';
 export { RM_DEFAULT_LIMIT, RM_MAX_LIMIT, StackitResourceManager } from './stackit/resource-manager.ts';
+export type { RouterPushLoopOptions } from './stackit/router-loop.ts';
+export { RouterPushLoop } from './stackit/router-loop.ts';
 export type { PusherOptions, PushProtocol, PushReport, PushTarget } from './stackit/router-pusher.ts';
 export { RouterPusher, routerFeed } from './stackit/router-pusher.ts';
 export type {

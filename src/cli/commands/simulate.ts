@@ -3,6 +3,9 @@ import { formatDuration, parseDuration } from '../../config/duration.ts';
 import {
   type BudgetOptions,
   makeScopeIds,
+  type PushProtocol,
+  RouterPusher,
+  RouterPushLoop,
   type Simulator,
   type StackitScopeOptions,
   startSimulator,
@@ -25,9 +28,14 @@ export interface SimulateOptions {
   readonly budget?: BudgetOptions | undefined;
   /** Also serve this many cloudscale.ch projects, each with its own token. */
   readonly cloudscale?: number | undefined;
+  /** Also push the STACKIT events as a Telemetry Router would, to this OTLP receiver URL. */
+  readonly push?: string | undefined;
+  readonly pushProtocol?: PushProtocol | undefined;
 }
 
 export interface SimulateIo {
+  /** The environment (SIM_PUSH_TOKEN: the bearer token the pushes carry). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   /** Resolves when the simulator should stop (SIGINT/SIGTERM in the CLI). */
@@ -72,6 +80,11 @@ const parseCount = numberArg(
 );
 const parseRate = numberArg('rate', (n) => n >= 0 && n <= 1_000_000, 'events per minute, 0-1000000');
 const parseFraction = numberArg('value', (n) => n >= 0 && n <= 1, 'a fraction between 0 and 1');
+
+function parsePushProtocol(value: string): PushProtocol {
+  if (value === 'http/protobuf' || value === 'http/json' || value === 'grpc') return value;
+  throw new InvalidArgumentError('push protocol must be http/protobuf, http/json or grpc');
+}
 
 function parseDurationArg(value: string): number {
   const ms = parseDuration(value);
@@ -220,10 +233,38 @@ export async function simulate(options: SimulateOptions, io: SimulateIo): Promis
     ].join('\n'),
   );
 
+  const pushing = options.push === undefined ? undefined : startPushing(sim, options, io);
   await io.until;
+  if (pushing) {
+    const report = await pushing.stop();
+    io.err(
+      `router push: ${report.acknowledged.length} records acknowledged, ${report.redelivered} redelivered, ${report.dropped.length} dropped\n`,
+    );
+  }
   await sim.close();
   io.err('simulator stopped\n');
   return 0;
+}
+
+/** `--push URL`: a Telemetry Router pushing every scope's events, as they become visible, to a receiver. */
+function startPushing(sim: Simulator, options: SimulateOptions, io: SimulateIo): RouterPushLoop {
+  const token = (io.env ?? process.env).SIM_PUSH_TOKEN;
+  const protocol = options.pushProtocol ?? 'http/protobuf';
+  const loop = new RouterPushLoop({
+    truth: sim.truth,
+    clock: sim.clock,
+    pusher: new RouterPusher({
+      target: { uri: options.push as string, ...(token ? { bearerToken: token } : {}) },
+      protocol,
+      seed: options.seed,
+    }),
+    scopes: () => sim.truth.scopes().map(({ kind, id }) => ({ kind, id })),
+  });
+  loop.start();
+  io.out(
+    `  push:    every STACKIT event, as it becomes visible, to ${options.push} (${protocol}, gzip, batches of 100${token ? ', bearer $SIM_PUSH_TOKEN' : ''})\n`,
+  );
+  return loop;
 }
 
 export function register(program: Command): void {
@@ -252,6 +293,11 @@ export function register(program: Command): void {
       'also serve n cloudscale.ch projects (GET /v1/project-logs), each with its own token',
       numberArg('cloudscale', (n) => Number.isInteger(n) && n >= 0 && n <= 1_000, 'an integer 0-1000'),
     )
+    .option(
+      '--push <url>',
+      'also push the STACKIT events as OTLP logs to this receiver, as a Telemetry Router would (bearer token from SIM_PUSH_TOKEN)',
+    )
+    .option('--push-protocol <protocol>', 'http/protobuf, http/json or grpc', parsePushProtocol)
     .action(async (options: SimulateOptions, command: Command) => {
       if (options.scopes !== undefined && options.project?.length) {
         command.error('error: use either --scopes or --project, not both');

@@ -39,7 +39,8 @@ export interface PushTarget {
 }
 
 export interface PusherOptions {
-  readonly target: PushTarget;
+  /** One destination, or several replicas behind what a Service would be: requests rotate over them. */
+  readonly target: PushTarget | readonly PushTarget[];
   readonly protocol?: PushProtocol;
   /** Compress request bodies (default true). */
   readonly gzip?: boolean;
@@ -100,7 +101,10 @@ const RETRYABLE_GRPC = new Set([
 export class RouterPusher {
   readonly #o: Required<Omit<PusherOptions, 'sleep'>> & { sleep: (ms: number) => Promise<void> };
   readonly #rng: Rng;
-  #grpc: grpc.Client | undefined;
+  readonly #targets: readonly PushTarget[];
+  readonly #grpc = new Map<string, grpc.Client>();
+  readonly #closed = new AbortController();
+  #sent = 0;
 
   constructor(options: PusherOptions) {
     this.#o = {
@@ -119,6 +123,8 @@ export class RouterPusher {
       ...options,
     };
     this.#rng = Rng.fromString(`telemetry router pusher|${this.#o.seed}`);
+    this.#targets = Array.isArray(options.target) ? options.target : [options.target as PushTarget];
+    if (this.#targets.length === 0) throw new Error('RouterPusher needs at least one target');
   }
 
   /** Pushes `records` in batches; resolves when every batch was acknowledged or given up. */
@@ -144,6 +150,7 @@ export class RouterPusher {
       delaysMs: [] as number[],
     };
     for (const batch of batches) {
+      if (this.#closed.signal.aborted) break;
       const ok = await this.#deliver(batch, report);
       if (ok && this.#rng.next() < this.#o.redeliverRate) {
         // A router that lost the answer (or its own state) sends the same batch again.
@@ -154,9 +161,11 @@ export class RouterPusher {
     return { ...report, acknowledged: [...report.acknowledged] };
   }
 
+  /** Stops: a push in progress ends after the request in flight; what it did not send stays unsent. */
   close(): void {
-    this.#grpc?.close();
-    this.#grpc = undefined;
+    this.#closed.abort();
+    for (const client of this.#grpc.values()) client.close();
+    this.#grpc.clear();
   }
 
   async #deliver(
@@ -195,26 +204,28 @@ export class RouterPusher {
       }
       report.delaysMs.push(delay);
       elapsedMs += delay;
-      await this.#o.sleep(delay);
+      await abortableSleep(this.#o.sleep(delay), this.#closed.signal);
+      if (this.#closed.signal.aborted) return false;
     }
   }
 
   #send(batch: readonly LogRecord[]): Promise<Outcome> {
-    return this.#o.protocol === 'grpc' ? this.#sendGrpc(batch) : this.#sendHttp(batch);
+    const target = this.#targets[this.#sent++ % this.#targets.length] as PushTarget;
+    return this.#o.protocol === 'grpc' ? this.#sendGrpc(target, batch) : this.#sendHttp(target, batch);
   }
 
-  async #sendHttp(batch: readonly LogRecord[]): Promise<Outcome> {
+  async #sendHttp(target: PushTarget, batch: readonly LogRecord[]): Promise<Outcome> {
     const json = this.#o.protocol === 'http/json';
     const payload = auditLogsRequest(batch);
     const raw = json ? Buffer.from(encodeJsonRequest(payload)) : Buffer.from(encodeProtobufRequest(payload));
     const body = this.#o.gzip ? gzipSync(raw) : raw;
-    const url = new URL(this.#o.target.uri);
+    const url = new URL(target.uri);
     if (!url.pathname.endsWith('/v1/logs')) url.pathname = `${url.pathname.replace(/\/$/, '')}/v1/logs`;
     const headers: Record<string, string> = {
       'content-type': json ? 'application/json' : 'application/x-protobuf',
       'user-agent': 'stackit-telemetry-router-simulator',
       ...(this.#o.gzip ? { 'content-encoding': 'gzip' } : {}),
-      ...authorization(this.#o.target),
+      ...authorization(target),
     };
     try {
       const response = await request(url, {
@@ -243,20 +254,22 @@ export class RouterPusher {
     }
   }
 
-  #sendGrpc(batch: readonly LogRecord[]): Promise<Outcome> {
-    const url = new URL(this.#o.target.uri);
-    if (this.#grpc === undefined) {
+  #sendGrpc(target: PushTarget, batch: readonly LogRecord[]): Promise<Outcome> {
+    const url = new URL(target.uri);
+    let client = this.#grpc.get(url.host);
+    if (client === undefined) {
       const credentials =
         url.protocol === 'https:' ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
-      this.#grpc = new grpc.Client(url.host, credentials, {
+      client = new grpc.Client(url.host, credentials, {
         ...(this.#o.gzip ? { 'grpc.default_compression_algorithm': 2 } : {}),
       });
+      this.#grpc.set(url.host, client);
     }
     const metadata = new grpc.Metadata();
-    for (const [key, value] of Object.entries(authorization(this.#o.target))) metadata.set(key, value);
+    for (const [key, value] of Object.entries(authorization(target))) metadata.set(key, value);
     const message = Buffer.from(encodeProtobufRequest(auditLogsRequest(batch)));
     return new Promise((resolve) => {
-      (this.#grpc as grpc.Client).makeUnaryRequest(
+      (client as grpc.Client).makeUnaryRequest(
         GRPC_EXPORT_PATH,
         (value: Buffer) => value,
         (value: Buffer) => value,
@@ -274,6 +287,19 @@ export class RouterPusher {
       );
     });
   }
+}
+
+/** Waits for `sleeping`, or less when `signal` aborts first. */
+function abortableSleep(sleeping: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void sleeping.then(done);
+  });
 }
 
 /** The destination's credential as headers (bearer token or basic auth, as the Router API allows). */

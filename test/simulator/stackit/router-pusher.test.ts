@@ -18,6 +18,7 @@ import {
   auditLogRecord,
   rfc3339ToNanos,
 } from '../../../src/simulator/stackit/audit-records.ts';
+import { RouterPushLoop } from '../../../src/simulator/stackit/router-loop.ts';
 import { type PushTarget, RouterPusher, routerFeed } from '../../../src/simulator/stackit/router-pusher.ts';
 
 const [PROJECT] = makeScopeIds(71, 1) as [string];
@@ -324,5 +325,58 @@ describe('a router built through the management APIs', () => {
       sim.truth.events({ scope: { kind: 'project', id: unlinked }, fromMs: 0, toMs }).map((e) => e.id),
     );
     expect(receiver.received.flatMap((r) => r.ids).filter((id) => unlinkedIds.has(id))).toEqual([]);
+  });
+});
+
+describe('a router that keeps pushing (RouterPushLoop)', () => {
+  it('pushes each event once as it becomes visible, rotating over two replicas, one of them down', async () => {
+    const t0 = Date.UTC(2026, 11, 2, 8, 0, 0);
+    let t = t0;
+    const [project] = makeScopeIds(72, 1) as [string];
+    const own = await startSimulator({
+      seed: 72,
+      now: () => t,
+      stackit: {
+        scopes: [{ kind: 'project', id: project, eventsPerMinute: 30 }],
+        trafficStartMs: t0 - 60_000,
+      },
+    });
+    closers.push(() => own.close());
+    const up = await startReceiver([]);
+    closers.push(up.close);
+    const down = await startReceiver([]);
+    await down.close(); // a replica that is gone: connections are refused
+    const { sleep } = recordingSleep();
+    const loop = new RouterPushLoop({
+      truth: own.truth,
+      clock: own.clock,
+      pusher: new RouterPusher({
+        target: [{ uri: down.url }, { uri: up.url }],
+        batchSize: 40,
+        initialBackoffMs: 10,
+        sleep,
+      }),
+      scopes: () => [{ kind: 'project', id: project }],
+      fromMs: t0,
+    });
+    t = t0 + 5 * 60_000;
+    await loop.round();
+    t += 5 * 60_000;
+    await loop.round();
+    await loop.round(); // nothing new became visible: nothing is sent again
+    const report = await loop.stop();
+
+    const truth = own.truth.events({
+      scope: { kind: 'project', id: project },
+      fromMs: t0,
+      toMs: t,
+      visibleBy: t,
+    });
+    expect(truth.length).toBeGreaterThan(100);
+    const received = up.received.flatMap((r) => r.ids);
+    expect(received.sort()).toEqual(truth.map((e) => e.id).sort()); // each exactly once
+    expect(report.statuses.network).toBeGreaterThan(0);
+    expect(report.dropped).toEqual([]);
+    expect(new Set(report.acknowledged)).toEqual(new Set(received));
   });
 });
