@@ -1,14 +1,14 @@
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { resolveDaemon } from '../config/daemon.ts';
 import { loadConfig } from '../config/load.ts';
 import type { DaemonSettings, ShipperConfig } from '../config/types.ts';
 import { connectRedis } from '../daemon/redis.ts';
 import { RedisServerProcess } from '../daemon/redis-server.ts';
+import type { RedisClient } from '../redis/client.ts';
 
 export interface RedisTarget {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly settings: DaemonSettings;
   /** The loaded config, when one was given. */
   readonly config?: ShipperConfig;

@@ -1,13 +1,13 @@
-import type { Redis } from 'ioredis';
 import { DiscoveryStore, entryState } from '../pipeline/discovery-store.ts';
 import type { RedisKeys } from '../pipeline/keys.ts';
+import type { RedisClient } from '../redis/client.ts';
 
 /**
  * Where each scope an operator command shows comes from: the config file, or discovery (with its
  * state: active, missing, gone). Scopes in neither are leftovers of an older config.
  */
 export async function scopeOrigins(
-  redis: Redis,
+  redis: RedisClient,
   keys: RedisKeys,
   configuredScopes: readonly string[],
 ): Promise<Map<string, string>> {

@@ -4,7 +4,8 @@ import convict from 'convict';
 import { DURATION_PATTERN, formatDuration, parseDuration } from './duration.ts';
 import { type ConfigIssue, formatPath, type PathSegment } from './errors.ts';
 import { type Env, interpolateEnv } from './fields.ts';
-import { redactUrl, registerSecretValue } from './redact.ts';
+import { registerSecretValue } from './redact.ts';
+import { parseRedisUrl, redactRedisUrl } from './redis-url.ts';
 import { didYouMean } from './suggest.ts';
 import { hasInlinePassword } from './transport.ts';
 import type { DaemonSettings, LogLevel } from './types.ts';
@@ -77,15 +78,6 @@ function coerceInteger(value: string): unknown {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
 }
 
-function isRedisUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
-
 const FORMAT_PREFIX = 'auditlog-shipper:';
 
 /** Format names are global in convict; ours carry a prefix so they cannot collide with anyone else's. */
@@ -109,11 +101,13 @@ export const FORMATS = {
   [`${FORMAT_PREFIX}redis-url`]: {
     written: 'string',
     validate: (value) => {
-      if (typeof value !== 'string' || (value !== '' && !isRedisUrl(value))) {
-        fail('must be a redis:// or rediss:// URL, or empty for the embedded redis-server');
-      }
+      if (typeof value !== 'string') fail('must be a string');
+      if (value !== '') parseRedisUrl(value); // its message never repeats the URL
     },
-    jsonSchema: () => ({ type: 'string', pattern: `^$|^rediss?://|${ENV_REF_PATTERN}` }),
+    jsonSchema: () => ({
+      type: 'string',
+      pattern: `^$|^rediss?(\\+sentinel|\\+cluster)?://|${ENV_REF_PATTERN}`,
+    }),
   },
   [`${FORMAT_PREFIX}redis-prefix`]: {
     written: 'string',
@@ -236,7 +230,7 @@ export const daemonSchema = {
   },
   redis: {
     url: {
-      doc: 'redis:// or rediss:// URL of a Redis 7+ with AOF on and maxmemory-policy noeviction. Empty: start an embedded redis-server in dataDir (one replica only). May hold a password: never printed.',
+      doc: 'Redis 7+ with AOF on and maxmemory-policy noeviction: redis://host:6379, a Sentinel group redis+sentinel://s1:26379,s2,s3/MASTER-NAME (?sentinelPassword= when the sentinels want one), or a Cluster redis+cluster://n1:6379,n2,n3; rediss… for TLS. Empty: start an embedded redis-server in dataDir (one replica only). May hold a password (write it as ${VAR}): never printed.',
       format: f('redis-url'),
       default: '',
       env: 'REDIS_URL',
@@ -517,7 +511,11 @@ function prepare(
       issues.push({ ...at(here), message: `must be a single value, not ${kindOf(value)}` });
       continue;
     }
-    if (typeof value === 'string' && node.format === f('redis-url') && hasInlinePassword(value)) {
+    if (
+      typeof value === 'string' &&
+      node.format === f('redis-url') &&
+      (hasInlinePassword(value) || /[?&]sentinelPassword=(?!\$\{)[^&]/.test(value))
+    ) {
       issues.push({
         ...at(here),
         message:
@@ -637,7 +635,7 @@ function toSettings(values: DaemonValues): DaemonSettings {
   registerUrlPassword(url);
   const redis = { url, prefix: values.redis.prefix };
   // The URL may carry a password: config dumps (JSON.stringify, pino, util.inspect) show it masked.
-  const masked = () => ({ url: redactUrl(url), prefix: redis.prefix });
+  const masked = () => ({ url: redactRedisUrl(url), prefix: redis.prefix });
   Object.defineProperty(redis, 'toJSON', { value: masked, enumerable: false });
   Object.defineProperty(redis, inspect.custom, { value: masked, enumerable: false });
   return {
@@ -668,13 +666,29 @@ function toSettings(values: DaemonValues): DaemonSettings {
   };
 }
 
-/** The Redis password (or lone user name) in a URL, known to the redactor like any other secret. */
+/**
+ * The Redis passwords (or lone user name) in a URL of any form, and a Sentinel URL's sentinelPassword,
+ * known to the redactor like any other secret.
+ */
 function registerUrlPassword(url: string): void {
+  let endpoint: ReturnType<typeof parseRedisUrl>;
   try {
-    const parsed = new URL(url);
-    const secret = parsed.password !== '' ? parsed.password : parsed.username;
-    if (secret !== '') registerSecretValue(decodeURIComponent(secret));
+    endpoint = parseRedisUrl(url);
   } catch {
-    // not a URL: the format check reports it
+    return; // not a Redis URL: the format check reports it
+  }
+  if (endpoint.kind === 'standalone') {
+    try {
+      const parsed = new URL(url);
+      const secret = parsed.password !== '' ? parsed.password : parsed.username;
+      if (secret !== '') registerSecretValue(decodeURIComponent(secret));
+    } catch {
+      // parseRedisUrl accepted it, so it parses
+    }
+    return;
+  }
+  if (endpoint.password !== undefined) registerSecretValue(endpoint.password);
+  if (endpoint.kind === 'sentinel' && endpoint.sentinelPassword !== undefined) {
+    registerSecretValue(endpoint.sentinelPassword);
   }
 }

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { redactUrl } from '../config/redact.ts';
+import { redactRedisUrl } from '../config/redis-url.ts';
 import type { DaemonSettings, ShipperConfig } from '../config/types.ts';
 import { RateBudgets } from '../http/rate-budget.ts';
 import { sleep } from '../http/retry.ts';
@@ -31,6 +30,7 @@ import { PollWorker } from '../pipeline/poll-worker.ts';
 import { Poller } from '../pipeline/poller.ts';
 import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
+import type { RedisClient } from '../redis/client.ts';
 import { sourceModules } from '../sources/registry.ts';
 import { fingerprint } from './fingerprint.ts';
 import { LinkReconcilerSet } from './link-reconcilers.ts';
@@ -83,7 +83,7 @@ export class Daemon {
   #backfillWorker: BackfillWorker | undefined;
   #metricsPort: number | undefined;
   /** The main Redis connection, once there is one (readiness pings it). */
-  #redis: Redis | undefined;
+  #redis: RedisClient | undefined;
   /** Until the start-up is done: /readyz says "starting". */
   #starting = true;
   /** Why there is no Redis connection yet (e.g. unreachable at start), for /readyz. */
@@ -91,7 +91,7 @@ export class Daemon {
   #stopping: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
   /** Every Redis connection, disconnected last: a command queued while Redis is down waits forever otherwise. */
-  readonly #connections: Redis[] = [];
+  readonly #connections: RedisClient[] = [];
 
   private constructor(config: ShipperConfig, options: DaemonOptions) {
     this.#config = config;
@@ -190,7 +190,7 @@ export class Daemon {
     this.#redis = redis;
     this.#redisWaiting = undefined;
     this.#connections.push(redis);
-    const duplicate = (role: string): Redis => {
+    const duplicate = (role: string): RedisClient => {
       const connection = duplicateRedis(redis, role, log);
       this.#connections.push(connection);
       return connection;
@@ -411,7 +411,7 @@ export class Daemon {
     log.info(
       {
         config: this.config.origin,
-        redis: redactUrl(redisUrl),
+        redis: redactRedisUrl(redisUrl),
         scopes: this.config.scopes.length,
         sinks: sinkSet.names(),
         metricsPort: this.#metricsPort,
@@ -426,7 +426,7 @@ export class Daemon {
    * failover every restarting replica would otherwise exit and crash-loop. Unready meanwhile, saying why
    * in the log and in /readyz. Refused credentials are fatal: waiting cannot fix them. A signal ends it.
    */
-  async #waitForRedis(url: string): Promise<Redis> {
+  async #waitForRedis(url: string): Promise<RedisClient> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await connectRedis(url, 'main', this.#log);

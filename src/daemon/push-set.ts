@@ -1,15 +1,15 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RedisKeys } from '../pipeline/keys.ts';
 import { PushCommitter } from '../pipeline/push-commit.ts';
 import { PushReceiver } from '../pipeline/push-receiver.ts';
+import type { RedisClient } from '../redis/client.ts';
 import { sourceModules } from '../sources/registry.ts';
 import type { ProviderInstance } from '../sources/source.ts';
 import { fingerprint } from './fingerprint.ts';
 
 export interface PushSetDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: RedisKeys;
   readonly sinks: () => readonly string[];
   readonly maxOutbox: number;

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
+import type { RedisClient } from '../redis/client.ts';
 
 /** How often the eviction policy is read again while the daemon runs. */
 export const EVICTION_RECHECK_MS = 60_000;
@@ -13,7 +13,7 @@ export const EVICTION_RECHECK_MS = 60_000;
  * logged too. A Redis that refuses CONFIG (managed services) is left alone, as at start.
  */
 export class RedisEvictionWatch {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #intervalMs: number;
@@ -21,7 +21,7 @@ export class RedisEvictionWatch {
   #unsafePolicy: string | undefined;
   #checking = false;
 
-  constructor(redis: Redis, log: Logger, metrics: Metrics, intervalMs = EVICTION_RECHECK_MS) {
+  constructor(redis: RedisClient, log: Logger, metrics: Metrics, intervalMs = EVICTION_RECHECK_MS) {
     this.#redis = redis;
     this.#log = log;
     this.#metrics = metrics;

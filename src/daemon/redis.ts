@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { redactUrl } from '../config/redact.ts';
+import { redactRedisUrl } from '../config/redis-url.ts';
+import { duplicateClient, isCluster, type RedisClient } from '../redis/client.ts';
+import { createRedisClient } from './redis-client.ts';
 
 /** A failed first connection; `retryable` unless Redis refused the credentials (waiting cannot fix that). */
 export class RedisConnectError extends Error {
@@ -20,13 +21,9 @@ const AUTH_FAILURE = /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR Clien
  * A connection for one role. `maxRetriesPerRequest: null` keeps commands queued while Redis restarts
  * instead of failing them (BullMQ requires it for workers, and the pipeline wants the same patience).
  */
-export async function connectRedis(url: string, role: string, log: Logger): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: null,
-    connectionName: `auditlog-shipper:${role}`,
-    retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** attempt),
-  });
+export async function connectRedis(url: string, role: string, log: Logger): Promise<RedisClient> {
+  // One server, a Sentinel group or a Cluster, as the URL says (see redis-client.ts).
+  const redis = createRedisClient(url, { connectionName: `auditlog-shipper:${role}` });
   // ioredis rejects a failed connect with "Connection is closed."; the reason is in the error event.
   let reason: Error | undefined;
   const remember = (error: Error): void => {
@@ -41,14 +38,14 @@ export async function connectRedis(url: string, role: string, log: Logger): Prom
     const cause = reason ?? (error as Error);
     if (AUTH_FAILURE.test(cause.message)) {
       throw new RedisConnectError(
-        `Redis at ${redactUrl(url)} refused the credentials: authentication failed (${cause.message.split('.')[0]}); ` +
+        `Redis at ${redactRedisUrl(url)} refused the credentials: authentication failed (${cause.message.split('.')[0]}); ` +
           'check the password (and user) in REDIS_URL',
         false,
         cause,
       );
     }
     throw new RedisConnectError(
-      `cannot connect to Redis at ${redactUrl(url)}: ${cause.message}`,
+      `cannot connect to Redis at ${redactRedisUrl(url)}: ${cause.message}`,
       true,
       cause,
     );
@@ -59,8 +56,8 @@ export async function connectRedis(url: string, role: string, log: Logger): Prom
 }
 
 /** Another connection to the same server (blocking reads, BullMQ), with its errors handled like the first. */
-export function duplicateRedis(redis: Redis, role: string, log: Logger): Redis {
-  const copy = redis.duplicate({ connectionName: `auditlog-shipper:${role}` });
+export function duplicateRedis(redis: RedisClient, role: string, log: Logger): RedisClient {
+  const copy = duplicateClient(redis, `auditlog-shipper:${role}`);
   watchConnection(copy, role, log);
   return copy;
 }
@@ -69,7 +66,7 @@ export function duplicateRedis(redis: Redis, role: string, log: Logger): Redis {
  * Says once when a working connection is lost and once when it is back: an operator sees a Redis outage
  * as two lines per connection, not as silence (commands wait meanwhile) or as one line per retry.
  */
-function watchConnection(redis: Redis, role: string, log: Logger): void {
+function watchConnection(redis: RedisClient, role: string, log: Logger): void {
   let wasReady = false;
   let lost = false;
   redis.on('error', (error: Error) => log.debug({ role, err: error.message }, 'redis connection error'));
@@ -91,7 +88,12 @@ function watchConnection(redis: Redis, role: string, log: Logger): void {
  * entries and checkpoints. Warns when persistence is off. Managed services that forbid CONFIG get a
  * warning instead of a refusal.
  */
-export async function checkRedisServer(redis: Redis, log: Logger): Promise<void> {
+export async function checkRedisServer(redis: RedisClient, log: Logger): Promise<void> {
+  // Every master of a cluster holds data (the prefix's slot may move to any of them).
+  if (isCluster(redis)) {
+    for (const node of redis.nodes('master')) await checkRedisServer(node, log);
+    return;
+  }
   const info = await redis.info('server');
   const version = /redis_version:(\d+)\.(\d+)/.exec(info);
   if (version && (Number(version[1]) < 6 || (Number(version[1]) === 6 && Number(version[2]) < 2))) {

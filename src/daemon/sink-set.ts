@@ -1,19 +1,19 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DaemonSettings } from '../config/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { DeliveryWorker } from '../pipeline/delivery-worker.ts';
 import type { RedisKeys } from '../pipeline/keys.ts';
 import type { OutboxMonitor } from '../pipeline/outbox.ts';
+import type { RedisClient } from '../redis/client.ts';
 import { sinkModules } from '../sinks/registry.ts';
 import type { Sink, SinkInstance } from '../sinks/sink.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { SetChange } from './source-set.ts';
 
 export interface SinkSetDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** A new connection of the daemon's (delivery workers block on theirs). */
-  readonly duplicate: (role: string) => Redis;
+  readonly duplicate: (role: string) => RedisClient;
   readonly keys: RedisKeys;
   readonly outbox: OutboxMonitor;
   readonly settings: DaemonSettings;

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { LuaScript } from '../pipeline/script.ts';
+import type { RedisClient } from '../redis/client.ts';
 import { sleep } from './retry.ts';
 
 /**
@@ -138,13 +138,13 @@ export interface BudgetObserver {
 
 /** Makes the buckets of one Redis; `keyOf` maps a bucket id to its Redis key (under the shared prefix). */
 export class RateBudgets {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keyOf: (id: string) => string;
   readonly #observer: BudgetObserver;
   readonly #time: BudgetTime;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     keyOf: (id: string) => string,
     observer: BudgetObserver = {},
     time: BudgetTime = REAL_TIME,
@@ -163,7 +163,7 @@ export class RateBudgets {
 export class RateBucket {
   readonly id: string;
   readonly limit: RateLimit;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
   readonly #perMs: number;
   readonly #observer: BudgetObserver;
@@ -172,7 +172,7 @@ export class RateBucket {
   #strikes = 0;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     key: string,
     id: string,
     limit: RateLimit,

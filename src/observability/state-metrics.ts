@@ -1,12 +1,12 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { ScopeSpec } from '../config/types.ts';
 import type { RedisKeys } from '../pipeline/keys.ts';
 import type { OutboxMonitor } from '../pipeline/outbox.ts';
+import type { RedisClient } from '../redis/client.ts';
 import type { Metrics } from './metrics.ts';
 
 export interface StateMetricsSources {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: RedisKeys;
   readonly outbox: OutboxMonitor;
   readonly metrics: Metrics;

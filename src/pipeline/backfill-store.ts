@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { redactSecrets } from '../config/redact.ts';
+import type { RedisClient } from '../redis/client.ts';
 import type { TimeRange } from '../sources/source.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './script.ts';
@@ -98,10 +98,10 @@ return 1
 `);
 
 export class BackfillStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

@@ -1,10 +1,10 @@
 import { type Job, type Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ScopeSpec } from '../config/types.ts';
 import { backoffDelayMs } from '../http/retry.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { RedisClient } from '../redis/client.ts';
 import type { Page, Source, TimeRange } from '../sources/source.ts';
 import { type BackfillRun, type BackfillStore, backfillScopeKey } from './backfill-store.ts';
 import type { ScopeCatalog } from './discovery-catalog.ts';
@@ -131,7 +131,7 @@ export class BackfillCoordinator {
 }
 
 export interface BackfillWorkerOptions {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly concurrency: number;
   readonly sliceMs: number;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { awaitReplica, type RedisClient } from '../redis/client.ts';
 import type { Page } from '../sources/source.ts';
 import { type AuditEvent, rawSha256, serializeEnvelope } from './envelope.ts';
 import type { RedisKeys } from './keys.ts';
@@ -185,10 +185,10 @@ export interface PushCommitOptions {
 const STALE_RETRIES = 5;
 
 export class Committer {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }
@@ -282,6 +282,7 @@ export class Committer {
           `the seen-set of ${scopeKey} kept changing during the commit; the events will be read again`,
         );
       }
+      await awaitReplica(this.#redis, `commit of events of ${scopeKey}`);
       const added: AuditEvent[] = [];
       const conflicts: IdConflict[] = [];
       candidates.forEach((c, i) => {

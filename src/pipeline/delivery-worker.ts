@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactSecrets } from '../config/redact.ts';
 import { type BackoffPolicy, backoffDelayMs, sleep } from '../http/retry.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { duplicateClient, type RedisClient } from '../redis/client.ts';
 import type { BatchPolicy, Sink, Verdict } from '../sinks/sink.ts';
 import { isBackfillScopeKey } from './backfill-store.ts';
 import type { OutboxEvent } from './envelope.ts';
@@ -136,7 +136,7 @@ return moved
 export interface DeliveryWorkerOptions {
   readonly sink: Sink;
   /** A connection of its own: XREADGROUP BLOCK holds it while waiting (settling uses a duplicate). */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: RedisKeys;
   readonly instanceId: string;
   /** Default events per batch for sinks that do not say (`daemon.delivery.batchSize`). */
@@ -191,7 +191,7 @@ export class DeliveryWorker {
   readonly #heartbeatKey: string;
   readonly #stop = new AbortController();
   /** For everything but the blocking read. */
-  readonly #ctl: Redis;
+  readonly #ctl: RedisClient;
   readonly #lanes: Lane[];
   /** Entries in a lane's queue or in flight: a read of our own pending list must not take them twice. */
   readonly #held = new Set<string>();
@@ -222,7 +222,7 @@ export class DeliveryWorker {
     // Next to the outbox and under the same hash-tagged prefix, so one script can touch both.
     this.#sealKey = `${options.keys.prefix}:batches:${options.sink.name}`;
     this.#heartbeatKey = options.keys.consumerHeartbeat(options.sink.name, this.consumer);
-    this.#ctl = options.redis.duplicate();
+    this.#ctl = duplicateClient(options.redis);
     this.#ctl.on('error', () => undefined); // the blocking connection's handler reports outages
     this.#lanes = Array.from({ length: this.policy.concurrency }, (_, index) => ({
       index,

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { RedisClient } from '../redis/client.ts';
 import type { ScopeRef } from './envelope.ts';
 import type { RedisKeys } from './keys.ts';
 import { LuaScript } from './script.ts';
@@ -85,10 +85,10 @@ export interface RootChange {
 }
 
 export class DiscoveryStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

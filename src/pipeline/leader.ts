@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.ts';
 
 const RENEW_OR_ACQUIRE = `
 local holder = redis.call('GET', KEYS[1])
@@ -22,12 +22,12 @@ return 0`;
  * scheduler races live (bullmq#3085, #2876, #3262).
  */
 export class LeaderLock {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
   readonly #holder: string;
   readonly #ttlMs: number;
 
-  constructor(redis: Redis, key: string, holder: string, ttlMs: number) {
+  constructor(redis: RedisClient, key: string, holder: string, ttlMs: number) {
     this.#redis = redis;
     this.#key = key;
     this.#holder = holder;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { awaitReplica, type RedisClient } from '../redis/client.ts';
 import type { RedisKeys } from './keys.ts';
 
 const ACQUIRE = `
@@ -22,10 +22,10 @@ return 0`;
  * (GC pause, partition) can no longer write anything.
  */
 export class LeaseManager {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }
@@ -34,6 +34,8 @@ export class LeaseManager {
   async acquire(scopeKey: string, ttlMs: number): Promise<Lease | undefined> {
     const key = this.#keys.lease(scopeKey);
     const token = (await this.#redis.eval(ACQUIRE, 2, key, this.#keys.fence(), ttlMs)) as number | null;
+    // A fencing token lost in a failover would be handed out a second time.
+    if (token !== null) await awaitReplica(this.#redis, `lease of ${scopeKey}`);
     return token === null ? undefined : new Lease(this.#redis, key, String(token), ttlMs);
   }
 }
@@ -42,9 +44,9 @@ export class Lease {
   readonly key: string;
   readonly token: string;
   readonly ttlMs: number;
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
 
-  constructor(redis: Redis, key: string, token: string, ttlMs: number) {
+  constructor(redis: RedisClient, key: string, token: string, ttlMs: number) {
     this.#redis = redis;
     this.key = key;
     this.token = token;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.ts';
 import { DELIVERY_GROUP, type RedisKeys } from './keys.ts';
 
 export interface OutboxDepth {
@@ -12,10 +12,10 @@ export interface OutboxDepth {
 
 /** Read-only views of the outbox streams: backpressure checks and depths for metrics and `status`. */
 export class OutboxMonitor {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

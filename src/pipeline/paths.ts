@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.ts';
 import type { AuditEvent } from './envelope.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -31,10 +31,10 @@ export interface PathComparison {
  * and one push-only event.
  */
 export class PathRecorder {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

@@ -1,14 +1,14 @@
 import { type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { redactedError } from '../config/redact.ts';
 import type { ScopeSpec } from '../config/types.ts';
 import { throttledErrorLog } from '../observability/logger.ts';
+import type { RedisClient } from '../redis/client.ts';
 import { POLL_QUEUE, type PollJobData } from './poll-queue.ts';
 import type { Poller, PollResult } from './poller.ts';
 
 export interface PollWorkerOptions {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly concurrency: number;
   readonly poller: Poller;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.ts';
 import { Committer, type IdConflict, type PushCommitOptions } from './commit.ts';
 import type { AuditEvent } from './envelope.ts';
 import type { RedisKeys } from './keys.ts';
@@ -24,7 +24,7 @@ export type PushCommitResult =
 export class PushCommitter {
   readonly #committer: Committer;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#committer = new Committer(redis, keys);
   }
 

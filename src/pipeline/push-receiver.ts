@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Metrics } from '../observability/metrics.ts';
 import { describeProblems } from '../otlp/errors.ts';
@@ -6,6 +5,7 @@ import { OtlpGrpcReceiver } from '../otlp/receiver/grpc.ts';
 import type { ExportAnswer, ReceiverTransport } from '../otlp/receiver/handler.ts';
 import { OtlpHttpReceiver } from '../otlp/receiver/http.ts';
 import type { DecodedLogs } from '../otlp/validate.ts';
+import type { RedisClient } from '../redis/client.ts';
 import type { ProviderInstance, PushedEvent, PushReceiverSettings, PushSupport } from '../sources/source.ts';
 import { PATHS_MAX, PATHS_WINDOW_MS } from './paths.ts';
 import type { PushCommitter } from './push-commit.ts';
@@ -13,7 +13,7 @@ import type { PushCommitter } from './push-commit.ts';
 export interface PushReceiverDeps {
   readonly provider: ProviderInstance;
   readonly push: PushSupport;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly committer: PushCommitter;
   /** The sinks every pushed event goes to, read per request so a reload applies at once. */
   readonly sinks: () => readonly string[];

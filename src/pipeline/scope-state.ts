@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { redactSecrets } from '../config/redact.ts';
+import type { RedisClient } from '../redis/client.ts';
 import type { Checkpoint } from '../sources/source.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -44,10 +44,10 @@ export interface NotFound {
 
 /** Reads and resets what Redis holds about a scope: its checkpoint and the record of its polls. */
 export class ScopeStateStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #keys: RedisKeys;
 
-  constructor(redis: Redis, keys: RedisKeys) {
+  constructor(redis: RedisClient, keys: RedisKeys) {
     this.#redis = redis;
     this.#keys = keys;
   }

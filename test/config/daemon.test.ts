@@ -189,7 +189,8 @@ describe('daemon settings', () => {
       {
         path: 'daemon.redis.url',
         env: 'REDIS_URL',
-        message: 'must be a redis:// or rediss:// URL, or empty for the embedded redis-server',
+        message:
+          'must be redis://host:port, rediss://…, redis+sentinel://s1:26379,s2,s3/MASTER, redis+cluster://n1:6379,n2,n3 (rediss+… for TLS), or empty for the embedded redis-server',
       },
     ]);
     expect(bad.format()).not.toContain(password);

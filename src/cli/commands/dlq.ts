@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
 import { DELIVERY_GROUP, RedisKeys } from '../../pipeline/keys.ts';
 import { LuaScript } from '../../pipeline/script.ts';
+import type { RedisClient } from '../../redis/client.ts';
 import { failCommand, redisCommandOptions, writeOut } from '../command-io.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
 
@@ -58,7 +58,7 @@ export interface DeadLetter {
 
 async function withTarget<T>(
   options: DlqOptions,
-  run: (redis: Redis, keys: RedisKeys, target: RedisTarget) => Promise<T>,
+  run: (redis: RedisClient, keys: RedisKeys, target: RedisTarget) => Promise<T>,
 ): Promise<T> {
   const target = await openRedisTarget(options.config);
   try {
@@ -84,7 +84,7 @@ function toDeadLetter([dlqEntry, flat]: [string, string[]]): DeadLetter {
 }
 
 /** Sink names with a dead-letter stream, plus the configured sinks. */
-async function sinkNames(redis: Redis, keys: RedisKeys, target: RedisTarget): Promise<string[]> {
+async function sinkNames(redis: RedisClient, keys: RedisKeys, target: RedisTarget): Promise<string[]> {
   const names = new Set(target.config?.sinks.map((s) => s.name) ?? []);
   const prefix = `${keys.prefix}:dlq:`;
   let cursor = '0';

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
 import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { type PathComparison, PathRecorder } from '../../pipeline/paths.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
+import type { RedisClient } from '../../redis/client.ts';
 import { failCommand, writeOut } from '../command-io.ts';
 import { openRedisTarget } from '../redis-target.ts';
 import { scopeOrigins } from '../scope-origins.ts';
@@ -40,7 +40,7 @@ export interface StatusReport {
  * it keeps failing; per sink, how much waits and for how long, and how much was dead-lettered.
  */
 export async function statusReport(
-  redis: Redis,
+  redis: RedisClient,
   keys: RedisKeys,
   configured: { scopes: readonly string[]; sinks: readonly string[] } | undefined,
   nowMs: number = Date.now(),
@@ -85,7 +85,7 @@ export async function statusReport(
   return { at: new Date(nowMs).toISOString(), scopes, sinks, paths };
 }
 
-async function sinksInRedis(redis: Redis, keys: RedisKeys): Promise<string[]> {
+async function sinksInRedis(redis: RedisClient, keys: RedisKeys): Promise<string[]> {
   const prefix = keys.outbox('');
   const found = new Set<string>();
   let cursor = '0';
