@@ -79,7 +79,7 @@ describe('S3Sink against a local S3-protocol server', () => {
 
   it('also deduplicates with HEAD before PUT, for stores without conditional writes', async () => {
     const batch = [outboxEvent({ id: 'h1', project: P2 })];
-    const s = sink({ conditionalWrites: 'headBeforePut' });
+    const s = sink({ conditionalWrites: false });
     expect(kinds(await s.send(batch, signal))).toEqual(['delivered']);
     expect(kinds(await s.send(batch, signal))).toEqual(['duplicate']);
     expect(await server.objects(prefix)).toHaveLength(1);
@@ -93,11 +93,63 @@ describe('S3Sink against a local S3-protocol server', () => {
     await s.close();
     expect(verdict?.kind).toBe('retry');
     const reason = (verdict as { reason: string }).reason;
+    // The conditional-write probe goes first, and nothing is written until it passes.
     expect(reason).toMatch(
-      /^s3 sink "archive": PUT s3:\/\/audit\/.*: HTTP 403 SignatureDoesNotMatch: .*check the credentials.*first denied/,
+      /^s3 sink "archive" \(bucket audit\): conditional writes not verified: first PUT of the canary failed: HTTP 403 SignatureDoesNotMatch: .*check the credentials/,
     );
     expect(JSON.stringify(lines()) + reason).not.toContain('wrong-secret-value');
     expect(await server.objects(prefix)).toHaveLength(0);
+  });
+
+  it('proves conditional writes at start with a canary written twice, and leaves no canary behind', async () => {
+    const { log, lines } = memoryLogger();
+    const s = sink({}, S3_SECRET_KEY, log);
+    const refusedBefore = server.conditionalPuts.refused;
+    await s.start();
+    expect(server.conditionalPuts.refused).toBe(refusedBefore + 1);
+    expect(JSON.stringify(lines())).toContain('answered 412');
+    expect(await server.objects(prefix)).toHaveLength(0);
+    await s.close();
+  });
+
+  it('refuses to start on a store that ignores If-None-Match, unless conditionalWrites is false', async () => {
+    server.ignoreIfNoneMatch = true;
+    try {
+      const strict = sink();
+      await expect(strict.start()).rejects.toThrow(
+        /s3 sink "archive" \(bucket audit\): If-None-Match: \* IGNORED: the second PUT of the canary answered 200 and overwrote it; set conditionalWrites: false/,
+      );
+      await strict.close();
+      const { log, lines } = memoryLogger();
+      const lenient = sink({ conditionalWrites: false }, S3_SECRET_KEY, log);
+      await lenient.start();
+      expect(JSON.stringify(lines())).toContain('at-least-once');
+      const batch = [outboxEvent({ id: 'i1', project: P1 })];
+      expect(kinds(await lenient.send(batch, signal))).toEqual(['delivered']);
+      // The HEAD before each write still keeps a replayed batch from being written twice.
+      expect(kinds(await lenient.send(batch, signal))).toEqual(['duplicate']);
+      expect(await server.objects(prefix)).toHaveLength(1);
+      await lenient.close();
+    } finally {
+      server.ignoreIfNoneMatch = false;
+    }
+  });
+
+  it('writes nothing while the store stops honouring If-None-Match after a start it could not probe', async () => {
+    const s = sink();
+    server.setDown(true);
+    await s.start(); // inconclusive: started, nothing verified
+    server.setDown(false);
+    server.ignoreIfNoneMatch = true;
+    try {
+      const [verdict] = await s.send([outboxEvent({ id: 'n1', project: P1 })], signal);
+      expect(verdict).toMatchObject({ kind: 'retry', reason: expect.stringContaining('IGNORED') });
+      expect(await server.objects(prefix)).toHaveLength(0);
+    } finally {
+      server.ignoreIfNoneMatch = false;
+    }
+    expect(kinds(await s.send([outboxEvent({ id: 'n1', project: P1 })], signal))).toEqual(['delivered']);
+    await s.close();
   });
 
   it('retries while the store is unavailable and writes once it is back', async () => {

@@ -34,6 +34,11 @@ export class S3TestServer {
   #dir = '';
   #down = false;
   readonly conditionalPuts = { created: 0, refused: 0 };
+  /**
+   * Behave like the S3-compatibles that ignore `If-None-Match: *` (Ceph RGW before ceph/ceph#63348,
+   * chimera, s3d): the header is dropped and a second PUT answers 200 and overwrites.
+   */
+  ignoreIfNoneMatch = false;
   /** Injected faults (torture tests); none unless set. */
   readonly faults: SinkFaultControl;
   /** Unexpected errors inside s3rver (answered 500 InternalError), with the request. */
@@ -70,7 +75,7 @@ export class S3TestServer {
     store.putObject = async (object) => {
       if (this.#down) throw new S3Error('ServiceUnavailable', 'Reduce your request rate.');
       const req = object.content as IncomingMessage;
-      const condition = req.headers?.['if-none-match'];
+      const condition = this.ignoreIfNoneMatch ? undefined : req.headers?.['if-none-match'];
       const id = `${object.bucket}/${object.key}`;
       const refuse = async (error: Error): Promise<never> => {
         await drain(req); // so the client reads our answer instead of a reset

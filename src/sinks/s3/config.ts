@@ -56,10 +56,11 @@ export const s3SinkSchema = z.strictObject({
     ),
   auth: staticCredentials,
   conditionalWrites: z
-    .enum(['ifNoneMatch', 'headBeforePut'])
-    .default('ifNoneMatch')
+    .union([z.boolean(), z.enum(['ifNoneMatch', 'headBeforePut'])])
+    .default(true)
+    .transform((value) => (value === true || value === 'ifNoneMatch' ? 'ifNoneMatch' : 'headBeforePut'))
     .describe(
-      'ifNoneMatch: PUT with If-None-Match: * (AWS, MinIO, Ceph RGW): the store refuses a second copy atomically. headBeforePut: for stores without conditional writes; safe with one writer per key, which the deterministic keys give.',
+      'true (ifNoneMatch): PUT with If-None-Match: *, so the store refuses a second copy atomically; proven at start by a canary written twice (only a 412 counts), and the sink refuses to start on a store that ignores the header. false (headBeforePut): at-least-once for stores without conditional writes: a HEAD before each PUT; safe with one writer per key, which the deterministic keys give, but a crash between HEAD and PUT may write an object twice.',
     ),
   serverSideEncryption: z
     .strictObject({

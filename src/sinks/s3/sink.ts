@@ -13,6 +13,7 @@ import { batchPolicy } from '../shared/config.ts';
 import type { BatchPolicy, Sink, SinkDeps, SinkInstance, SinkRequestSample, Verdict } from '../sink.ts';
 import type { S3SinkSettings } from './config.ts';
 import { type ObjectPlan, planObjects } from './objects.ts';
+import { type ConditionalWriteProbe, describeProbe, probeConditionalWrites } from './probe.ts';
 
 type Outcome =
   | { kind: 'stored' }
@@ -37,6 +38,8 @@ export class S3Sink implements Sink {
   readonly #log: Logger;
   readonly #client: S3Client;
   readonly #onRequest: ((sample: SinkRequestSample) => void) | undefined;
+  /** The conditional-write probe's verdict; undefined until one was conclusive (or none is needed). */
+  #probe: ConditionalWriteProbe | undefined;
 
   constructor(instance: SinkInstance<S3SinkSettings>, deps: SinkDeps) {
     this.name = instance.name;
@@ -79,6 +82,37 @@ export class S3Sink implements Sink {
     if (this.#s.tls.insecureSkipVerify) {
       this.#log.warn(`sink "${this.name}": TLS certificate verification is OFF (tls.insecureSkipVerify)`);
     }
+    if (this.#s.conditionalWrites !== 'ifNoneMatch') {
+      this.#log.warn(
+        `sink "${this.name}": conditionalWrites is off: each object is written after a HEAD check (at-least-once; a crash between the two can store a batch twice)`,
+      );
+      return;
+    }
+    // A store that ignores If-None-Match would overwrite silently: refuse to start rather than pretend.
+    await this.#ensureConditionalWrites(AbortSignal.timeout(this.#s.timeout));
+  }
+
+  /**
+   * Runs the probe until it gives a verdict and returns why writing must wait, if it must. A store
+   * unreachable at start (down, a transient 503, a credential not yet mounted) is no reason to refuse
+   * to start: the next send probes again, and until a probe succeeds nothing is written.
+   */
+  async #ensureConditionalWrites(signal: AbortSignal, atStart = true): Promise<string | undefined> {
+    if (this.#probe !== undefined) return undefined;
+    const probe = await probeConditionalWrites(this.#client, this.#s.bucket, this.#s.prefix, signal);
+    const message = `s3 sink "${this.name}" (bucket ${this.#s.bucket}): ${describeProbe(probe)}`;
+    if (probe.kind === 'ignored' || probe.kind === 'unsupported') {
+      if (atStart) throw new Error(message);
+      this.#log.error(message);
+      return message;
+    }
+    if (probe.kind === 'inconclusive') {
+      if (atStart) this.#log.warn(`${message}; probing again before the first write`);
+      return message;
+    }
+    this.#log.info(message);
+    this.#probe = probe;
+    return undefined;
   }
 
   /** A scope's events share a lane, so its objects are fewer and larger. */
@@ -87,6 +121,10 @@ export class S3Sink implements Sink {
   }
 
   async send(batch: readonly OutboxEvent[], signal: AbortSignal): Promise<readonly Verdict[]> {
+    if (this.#s.conditionalWrites === 'ifNoneMatch') {
+      const waiting = await this.#ensureConditionalWrites(signal, false);
+      if (waiting !== undefined) return batch.map(() => ({ kind: 'retry', reason: waiting }));
+    }
     const verdicts: Verdict[] = new Array(batch.length);
     const plans = planObjects(batch, this.#s.prefix);
     await Promise.all(
@@ -206,7 +244,7 @@ export class S3Sink implements Sink {
     if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || status === 403) {
       hint = ' (check the credentials and the bucket policy)';
     } else if (code === 'NotImplemented' || status === 501) {
-      hint = ' (the store may not support If-None-Match: set conditionalWrites: headBeforePut)';
+      hint = ' (the store may not support If-None-Match: set conditionalWrites: false)';
     } else if (code === 'NoSuchBucket') hint = ' (create the bucket)';
     const reason = `s3 sink "${this.name}": PUT s3://${this.#s.bucket}/${plan.key}: ${status !== undefined ? `HTTP ${status} ` : ''}${code ?? 'error'}: ${message}${hint} (${plan.events.length} events, first ${first})`;
     if (status === 403 || status === 400 || status === 404 || status === 501)
