@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { VERSION } from '../version.ts';
 import { register as registerBackfill } from './commands/backfill.ts';
 import { register as registerDlq } from './commands/dlq.ts';
+import { register as registerDoctor } from './commands/doctor.ts';
 import { register as registerRun } from './commands/run.ts';
 import { register as registerSimulate } from './commands/simulate.ts';
 import { register as registerStackit } from './commands/stackit.ts';
@@ -18,6 +19,7 @@ const program = new Command('auditlog-shipper')
 const commands = [
   registerRun,
   registerValidate,
+  registerDoctor,
   registerSimulate,
   registerState,
   registerStatus,

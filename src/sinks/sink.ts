@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
+import type { CheckStep } from '../http/check.ts';
 import type { OutboxEvent } from '../pipeline/envelope.ts';
 
 /** What happened to one event of a batch. */
@@ -83,6 +84,11 @@ export interface SinkModule<C> {
   readonly description: string;
   readonly schema: ZodType<C>;
   create(instance: SinkInstance<C>, deps: SinkDeps): Sink;
+  /**
+   * `auditlog-shipper doctor`: reaches the store with the configured credentials and reports DNS, TLS,
+   * auth, permission and one harmless write. Optional; a sink without it is reported as not checked.
+   */
+  check?(instance: SinkInstance<C>, deps: SinkDeps, signal: AbortSignal): Promise<readonly CheckStep[]>;
 }
 
 export interface AnySinkModule {
@@ -90,6 +96,7 @@ export interface AnySinkModule {
   readonly description: string;
   readonly schema: ZodType;
   create(instance: SinkInstance, deps: SinkDeps): Sink;
+  check?(instance: SinkInstance, deps: SinkDeps, signal: AbortSignal): Promise<readonly CheckStep[]>;
 }
 
 export function defineSink<C>(module: SinkModule<C>): AnySinkModule {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
+import type { CheckStep } from '../http/check.ts';
 import type { RateBudgets } from '../http/rate-budget.ts';
 import type { LocatedRecord } from '../otlp/model.ts';
 import type { ReceiverAuth } from '../otlp/receiver/auth.ts';
@@ -222,6 +223,16 @@ export interface SourceModule<P, S> {
   create(provider: ProviderInstance<P>, deps: SourceDeps): Source<S>;
   /** Set for providers that push instead of being polled; they take no scopes. */
   readonly push?: PushSupport<P>;
+  /**
+   * `auditlog-shipper doctor`: reaches the provider with the configured credentials and reports DNS,
+   * TLS, auth, permission and one harmless read per kind of scope given. Optional.
+   */
+  check?(
+    provider: ProviderInstance<P>,
+    scopes: readonly PollScope<S>[],
+    deps: SourceDeps,
+    signal: AbortSignal,
+  ): Promise<readonly CheckStep[]>;
 }
 
 export interface ScopeClaim {
@@ -249,6 +260,12 @@ export interface AnySourceModule {
   exclusiveClaims?(scope: unknown): readonly ScopeClaim[];
   create(provider: ProviderInstance, deps: SourceDeps): Source;
   readonly push?: PushSupport;
+  check?(
+    provider: ProviderInstance,
+    scopes: readonly PollScope[],
+    deps: SourceDeps,
+    signal: AbortSignal,
+  ): Promise<readonly CheckStep[]>;
 }
 
 /**

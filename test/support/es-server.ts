@@ -109,6 +109,10 @@ export class EsTestServer {
     return [...this.#docs.values()].flatMap((m) => [...m.values()]);
   }
 
+  /** Documents created one at a time (PUT index/_create/id), not through _bulk; deleted ones leave. */
+  readonly singleDocs = new Map<string, string>();
+  singleCreates = 0;
+
   templates(): string[] {
     return [...this.#templates.keys()];
   }
@@ -177,6 +181,39 @@ export class EsTestServer {
         priority: t.priority ?? 0,
       });
       json(200, { acknowledged: true });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/_cluster/health') {
+      json(200, { cluster_name: 'test', status: 'green', number_of_nodes: 1 });
+      return;
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/_index_template/')) {
+      const name = decodeURIComponent(url.pathname.slice('/_index_template/'.length));
+      if (this.#templates.has(name)) json(200, { index_templates: [{ name }] });
+      else error(404, 'resource_not_found_exception', `index template matching [${name}] not found`);
+      return;
+    }
+    // Single-document create and delete (doctor's test document), kept apart from the bulk documents.
+    const single = /^\/([^/_][^/]*)\/(_create|_doc)\/([^/]+)$/.exec(url.pathname);
+    if (
+      single &&
+      ((req.method === 'PUT' && single[2] === '_create') || (req.method === 'DELETE' && single[2] === '_doc'))
+    ) {
+      const key = `${single[1]}/${decodeURIComponent(single[3] as string)}`;
+      if (req.method === 'DELETE') {
+        const existed = this.singleDocs.delete(key);
+        json(existed ? 200 : 404, { result: existed ? 'deleted' : 'not_found' });
+      } else if (this.singleDocs.has(key)) {
+        error(
+          409,
+          'version_conflict_engine_exception',
+          `[${single[3]}]: version conflict, document already exists`,
+        );
+      } else {
+        this.singleDocs.set(key, body.toString('utf8'));
+        this.singleCreates++;
+        json(201, { _index: single[1], _id: single[3], result: 'created' });
+      }
       return;
     }
     if (req.method === 'GET' && url.pathname === '/') {

@@ -133,6 +133,12 @@ export class LokiTestServer {
       });
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(text);
     };
+    // Loki's readiness endpoint (doctor): 503 while the ingester is not ready.
+    if (req.method === 'GET' && new URL(req.url ?? '/', 'http://x').pathname === '/ready') {
+      if (this.#down) send(503, 'Ingester not ready: waiting for 15s after being ready\n');
+      else send(200, 'ready\n');
+      return;
+    }
     if (req.method !== 'POST' || new URL(req.url ?? '/', 'http://x').pathname !== '/loki/api/v1/push') {
       send(404, '404 page not found\n');
       return;

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
+import { type CheckStep, checkEndpoint, fail, ok, warn } from '../../http/check.ts';
 import { parseRetryAfter } from '../../http/retry.ts';
 import type { OutboxEvent } from '../../pipeline/envelope.ts';
 import { VERSION } from '../../version.ts';
@@ -31,6 +33,9 @@ interface Doc {
  * items. Query parameters a server does not know (`include_source_on_error` before ES 8.18,
  * `require_data_stream` on OpenSearch) are dropped the first time the server says so.
  */
+/** Where `doctor` creates (and deletes) its test document, apart from any audit index. */
+const CHECK_INDEX = 'auditlog-shipper-doctor';
+
 export class ElasticsearchSink implements Sink {
   readonly name: string;
   readonly batching: Partial<BatchPolicy>;
@@ -232,6 +237,92 @@ export class ElasticsearchSink implements Sink {
     for (const [key, value] of this.#optional) params.set(key, value);
     if (this.#s.pipeline) params.set('pipeline', this.#s.pipeline);
     return params.toString();
+  }
+
+  /**
+   * For `doctor`: cluster health (auth), the index template (installed as the first send would when
+   * `manageTemplate` is on, else looked up), then one document created in the test index
+   * `auditlog-shipper-doctor` and deleted again.
+   */
+  async check(signal: AbortSignal): Promise<CheckStep[]> {
+    const steps = await checkEndpoint(this.#s.url, this.#s.tls);
+    if (steps.some((s) => s.status === 'fail')) return steps;
+    const call = async (
+      method: 'GET' | 'PUT' | 'DELETE',
+      path: string,
+      operation: string,
+      body?: unknown,
+    ) => {
+      try {
+        return await this.#http.send({
+          method,
+          path,
+          operation,
+          ...(body !== undefined
+            ? { headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(body)) }
+            : {}),
+          signal,
+        });
+      } catch (error) {
+        return { status: 0, body: (error as Error).message, headers: {} };
+      }
+    };
+    const answer = (r: { status: number; body: string }) =>
+      r.status === 0 ? r.body : `HTTP ${r.status} ${excerpt(r.body, 160)}`;
+    const health = await call('GET', '_cluster/health', 'health');
+    if (health.status === 401) {
+      steps.push(fail('auth', `GET _cluster/health: ${answer(health)} (check auth)`));
+      return steps;
+    }
+    if (health.status === 200) {
+      const status = (JSON.parse(health.body) as { status?: string }).status ?? 'unknown';
+      steps.push(ok('auth', 'credentials accepted'));
+      steps.push((status === 'red' ? fail : ok)('health', `cluster status ${status}`));
+    } else {
+      // Least-privilege API keys may lack the monitor privilege; the write below is what matters.
+      steps.push(warn('health', `GET _cluster/health: ${answer(health)}`));
+    }
+    const name = encodeURIComponent(this.#s.templateName);
+    if (this.#s.manageTemplate) {
+      const put = await call(
+        'PUT',
+        `_index_template/${name}`,
+        'put_template',
+        indexTemplate(this.#s.target, this.#s.mode === 'dataStream'),
+      );
+      steps.push(
+        put.status === 200
+          ? ok('template', `index template ${this.#s.templateName} installed`)
+          : fail(
+              'template',
+              `PUT _index_template/${this.#s.templateName}: ${answer(put)} (needs manage_index_templates)`,
+            ),
+      );
+    } else {
+      const get = await call('GET', `_index_template/${name}`, 'get_template');
+      steps.push(
+        get.status === 200
+          ? ok('template', `index template ${this.#s.templateName} exists`)
+          : warn(
+              'template',
+              `GET _index_template/${this.#s.templateName}: ${answer(get)} (manageTemplate is off: install one yourself)`,
+            ),
+      );
+    }
+    const id = `doctor-${randomUUID()}`;
+    const created = await call('PUT', `${CHECK_INDEX}/_create/${id}`, 'create', {
+      '@timestamp': new Date().toISOString(),
+      message: 'auditlog-shipper doctor test document',
+    });
+    if (created.status === 201 || created.status === 200) {
+      await call('DELETE', `${CHECK_INDEX}/_doc/${id}`, 'delete');
+      steps.push(ok('write', `document created (and deleted) in ${CHECK_INDEX}`));
+    } else {
+      steps.push(
+        fail(created.status === 403 ? 'permission' : 'write', `create in ${CHECK_INDEX}: ${answer(created)}`),
+      );
+    }
+    return steps;
   }
 
   async #installTemplate(signal: AbortSignal): Promise<void> {

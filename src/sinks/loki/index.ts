@@ -1,3 +1,4 @@
+import { checkWith } from '../shared/check.ts';
 import { defineSink } from '../sink.ts';
 import { lokiSinkSchema } from './config.ts';
 import { LokiSink } from './sink.ts';
@@ -7,4 +8,5 @@ export const loki = defineSink({
   description: 'Grafana Loki push API (protobuf+snappy or JSON), one entry per event at its own time',
   schema: lokiSinkSchema,
   create: (instance, deps) => new LokiSink(instance, deps),
+  check: (instance, deps, signal) => checkWith(new LokiSink(instance, deps), signal),
 });

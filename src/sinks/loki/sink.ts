@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { compress as snappy } from 'snappyjs';
+import { type CheckStep, checkEndpoint, fail, ok, warn } from '../../http/check.ts';
 import { parseRetryAfter } from '../../http/retry.ts';
 import type { OutboxEvent } from '../../pipeline/envelope.ts';
 import { VERSION } from '../../version.ts';
@@ -99,6 +100,68 @@ export class LokiSink implements Sink {
 
   async close(): Promise<void> {
     await this.#http.close();
+  }
+
+  /**
+   * For `doctor`: readiness, then one line pushed to a stream of its own
+   * (`{service_name="auditlog-shipper-doctor"}`), so no audit stream ever holds a test entry.
+   */
+  async check(signal: AbortSignal): Promise<CheckStep[]> {
+    const url = new URL(this.#s.url);
+    const steps = await checkEndpoint(url.origin, this.#s.tls);
+    if (steps.some((s) => s.status === 'fail')) return steps;
+    const ready = await this.#http
+      .send({ method: 'GET', path: 'ready', operation: 'ready', signal })
+      .catch((error: Error) => ({ status: 0, body: error.message }));
+    steps.push(
+      ready.status === 200
+        ? ok('ready', 'GET /ready answered 200')
+        : // A gateway in front of Loki may not route /ready: the push below decides.
+          warn(
+            'ready',
+            `GET /ready: ${ready.status === 0 ? ready.body : `HTTP ${ready.status} ${excerpt(ready.body, 120)}`}`,
+          ),
+    );
+    const line = JSON.stringify({
+      message: 'auditlog-shipper doctor test entry',
+      at: new Date().toISOString(),
+    });
+    const body = JSON.stringify({
+      streams: [
+        {
+          stream: { service_name: 'auditlog-shipper-doctor' },
+          values: [[`${BigInt(Date.now()) * 1_000_000n}`, line]],
+        },
+      ],
+    });
+    try {
+      const response = await this.#http.send({
+        method: 'POST',
+        path: this.#path,
+        operation: 'push',
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.from(body),
+        signal,
+      });
+      if (response.status === 204 || response.status === 200) {
+        steps.push(
+          ok('auth', 'push accepted'),
+          ok('write', 'one entry pushed to {service_name="auditlog-shipper-doctor"}'),
+        );
+      } else if (response.status === 401 || response.status === 403) {
+        steps.push(
+          fail(
+            'auth',
+            `push: HTTP ${response.status} ${excerpt(response.body, 160)} (check auth and tenant)`,
+          ),
+        );
+      } else {
+        steps.push(fail('write', `push: HTTP ${response.status} ${excerpt(response.body, 160)}`));
+      }
+    } catch (error) {
+      steps.push(fail('write', `push: ${(error as Error).message}`));
+    }
+    return steps;
   }
 
   /** Turns an outbox event into a Loki entry, or says why Loki would refuse it (checked here, first). */

@@ -1,5 +1,6 @@
 import { Agent as HttpsAgent } from 'node:https';
 import {
+  HeadBucketCommand,
   HeadObjectCommand,
   PutObjectCommand,
   type PutObjectCommandInput,
@@ -8,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import { PEM_FILE_MAX_BYTES, readBoundedFile } from '../../config/bounded-file.ts';
+import { type CheckStep, checkEndpoint, fail, ok, warn } from '../../http/check.ts';
 import type { OutboxEvent } from '../../pipeline/envelope.ts';
 import { batchPolicy } from '../shared/config.ts';
 import type { BatchPolicy, Sink, SinkDeps, SinkInstance, SinkRequestSample, Verdict } from '../sink.ts';
@@ -113,6 +115,59 @@ export class S3Sink implements Sink {
     this.#log.info(message);
     this.#probe = probe;
     return undefined;
+  }
+
+  /**
+   * For `doctor`: the endpoint, HeadBucket (credentials and access to the bucket), then the
+   * conditional-write probe `start` runs, which is the harmless write.
+   */
+  async check(signal: AbortSignal): Promise<CheckStep[]> {
+    const { bucket, region, endpoint, tls } = this.#s;
+    const steps = await checkEndpoint(endpoint ?? `https://s3.${region}.amazonaws.com`, tls);
+    if (steps.some((s) => s.status === 'fail')) return steps;
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
+      steps.push(ok('auth', 'request signed and accepted'), ok('permission', `HeadBucket ${bucket}: 200`));
+    } catch (error) {
+      const status = statusOf(error);
+      const code = errorCode(error) ?? 'error';
+      if (code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || status === 401) {
+        steps.push(
+          fail('auth', `HeadBucket ${bucket}: HTTP ${status ?? '-'} ${code} (check the credentials)`),
+        );
+      } else if (status === 403) {
+        // A HEAD answer has no body, so S3 cannot say which: a wrong key and a missing grant look alike.
+        steps.push(
+          fail(
+            'auth',
+            `HeadBucket ${bucket}: HTTP 403: wrong credentials, or no access to the bucket (the policy must allow s3:ListBucket, s3:PutObject, s3:DeleteObject)`,
+          ),
+        );
+      } else if (status === 404) {
+        steps.push(fail('permission', `HeadBucket ${bucket}: HTTP 404: no such bucket (create it)`));
+      } else if (status === 301) {
+        steps.push(
+          fail(
+            'permission',
+            `HeadBucket ${bucket}: HTTP 301: the bucket is in another region than ${region}`,
+          ),
+        );
+      } else {
+        steps.push(
+          fail('permission', `HeadBucket ${bucket}: ${status !== undefined ? `HTTP ${status} ` : ''}${code}`),
+        );
+      }
+      return steps;
+    }
+    const probe = await probeConditionalWrites(this.#client, bucket, this.#s.prefix, signal);
+    const detail = describeProbe(probe);
+    if (probe.kind === 'supported') steps.push(ok('write', `canary written and deleted; ${detail}`));
+    else if (probe.kind === 'inconclusive') steps.push(fail('write', detail));
+    // Without conditional writes the sink runs only where the config accepts at-least-once.
+    else if (this.#s.conditionalWrites === 'headBeforePut')
+      steps.push(warn('write', `${detail} (configured: at-least-once)`));
+    else steps.push(fail('write', detail));
+    return steps;
   }
 
   /** A scope's events share a lane, so its objects are fewer and larger. */

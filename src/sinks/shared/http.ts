@@ -22,7 +22,7 @@ export interface SinkHttpOptions {
 }
 
 export interface SinkHttpRequest {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'HEAD';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'HEAD' | 'DELETE';
   /** Path (and query) relative to the base URL. */
   readonly path: string;
   readonly operation: string;

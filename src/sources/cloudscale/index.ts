@@ -1,3 +1,5 @@
+import { checkEndpoint } from '../../http/check.ts';
+import { checkFirstPages } from '../check.ts';
 import { defineSource } from '../source.ts';
 import { cloudscaleProviderSchema, cloudscaleScopeSchema, tokenClaim } from './config.ts';
 import { CloudscaleSource } from './source.ts';
@@ -16,4 +18,16 @@ export const cloudscale = defineSource({
     },
   ],
   create: (provider, deps) => new CloudscaleSource(provider, deps),
+  // Every scope has its own token, so each gets its one-page read.
+  async check(provider, scopes, deps, signal) {
+    const steps = await checkEndpoint(provider.settings.apiUrl, provider.settings.tls, 'API');
+    if (steps.some((s) => s.status === 'fail')) return steps;
+    const source = new CloudscaleSource(provider, deps);
+    try {
+      steps.push(...(await checkFirstPages(source, scopes, signal, deps.log)));
+    } finally {
+      await source.close();
+    }
+    return steps;
+  },
 });
