@@ -109,7 +109,12 @@ describe('the embedded default (README command one)', () => {
     expect(view.committedEvents).toBeGreaterThan(0);
     expect(view.lastPoll.outcome).toBe('completed');
 
-    expect(cli('state', 'reset', id).stdout).toContain(`reset ${keys[0]}`);
+    // Without a terminal to ask on, a reset needs --yes.
+    const unconfirmed = cli('state', 'reset', id);
+    expect(unconfirmed.status).toBe(1);
+    expect(unconfirmed.stderr).toContain('needs confirmation: pass --yes');
+    expect(JSON.parse(cli('state', 'show', id, '--json').stdout).checkpoint).not.toBeNull();
+    expect(cli('state', 'reset', id, '--yes').stdout).toContain(`reset ${keys[0]}`);
     expect(JSON.parse(cli('state', 'show', id, '--json').stdout).checkpoint).toBeNull();
 
     const unknown = cli('state', 'show', 'no-such-scope');

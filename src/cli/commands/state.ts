@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { formatDuration } from '../../config/duration.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
@@ -10,7 +11,12 @@ interface StateOptions {
   readonly config?: string;
   readonly json?: boolean;
   readonly force?: boolean;
+  /** `state reset` without asking. */
+  readonly yes?: boolean;
 }
+
+/** Asks the operator a yes/no question; undefined where there is nobody to ask (no terminal). */
+export type Confirm = ((question: string) => Promise<boolean>) | undefined;
 
 /**
  * A scope is named by its key (`stackit:project:<uuid>`) or, when unambiguous, by its id alone. Scopes
@@ -103,16 +109,32 @@ export async function showState(
   });
 }
 
+/**
+ * Forgets a scope's checkpoint, after asking: a reset re-reads the lookback, and with a long lookback
+ * that is a lot of provider requests. `--yes` skips the question; without a terminal to ask on and
+ * without `--yes` it refuses, so a script never resets by accident.
+ */
 export async function resetState(
   scopeName: string,
   options: StateOptions,
   out: (s: string) => void,
+  confirm: Confirm = undefined,
 ): Promise<void> {
   await withStore(options, async (store, target) => {
     const key = await resolveScope(target, store, scopeName);
     const status = await store.status(key);
     if (status.leaseHeld && !options.force) {
       throw new Error(`a poll of ${key} is running right now; stop the shipper first or pass --force`);
+    }
+    if (!options.yes) {
+      if (confirm === undefined) {
+        throw new Error(`state reset ${key} needs confirmation: pass --yes (there is no terminal to ask on)`);
+      }
+      const question = `Reset ${key}? Its next poll starts again from the lookback (${status.seenIds} ids in its seen-set are not shipped twice). [y/N] `;
+      if (!(await confirm(question))) {
+        out(`not reset: ${key} is unchanged\n`);
+        return;
+      }
     }
     const removed = await store.reset(key);
     out(
@@ -180,5 +202,17 @@ export function register(program: Command): void {
       .description('forget the checkpoint: the next poll starts from the lookback'),
   )
     .option('--force', 'reset even while a poll of the scope is running')
-    .action((scope: string, o: StateOptions) => resetState(scope, o, writeOut).catch(failCommand));
+    .option('-y, --yes', 'do not ask for confirmation (needed where there is no terminal)')
+    .action((scope: string, o: StateOptions) =>
+      resetState(scope, o, writeOut, process.stdin.isTTY ? askOnTerminal : undefined).catch(failCommand),
+    );
+}
+
+async function askOnTerminal(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
 }
