@@ -1,5 +1,5 @@
 import { redactSecrets } from '../config/redact.ts';
-import type { RedisClient } from '../redis/client.ts';
+import { keysWithPrefix, type RedisClient } from '../redis/client.ts';
 import type { Checkpoint } from '../sources/source.ts';
 import type { RedisKeys } from './keys.ts';
 
@@ -178,13 +178,10 @@ export class ScopeStateStore {
   async knownScopes(): Promise<string[]> {
     const prefix = `${this.#keys.prefix}:scope:`;
     const found = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      // `<prefix>:scope:<scope key>:<checkpoint|seen|lease|status>`
-      for (const key of keys) found.add(key.slice(prefix.length, key.lastIndexOf(':')));
-    } while (cursor !== '0');
+    // `<prefix>:scope:<scope key>:<checkpoint|seen|lease|status>`
+    for (const key of await keysWithPrefix(this.#redis, prefix)) {
+      found.add(key.slice(prefix.length, key.lastIndexOf(':')));
+    }
     return [...found].sort();
   }
 }

@@ -48,3 +48,22 @@ export async function awaitReplica(redis: RedisClient, what: string): Promise<vo
   const acknowledged = (await redis.call('WAIT', 1, REPLICA_ACK_TIMEOUT_MS)) as number;
   if (acknowledged < 1) throw new NotReplicatedError(what);
 }
+
+/**
+ * Every key that starts with `prefix` (SCAN, never KEYS). On a Cluster, SCAN walks one node only, so
+ * every master is walked; with the hash-tagged prefix the keys all live on one of them.
+ */
+export async function keysWithPrefix(redis: RedisClient, prefix: string): Promise<string[]> {
+  const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+  const nodes = isCluster(redis) ? redis.nodes('master') : [redis];
+  const found = new Set<string>();
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) found.add(key);
+    } while (cursor !== '0');
+  }
+  return [...found].sort();
+}

@@ -82,6 +82,19 @@ async function enqueue(ids: string[]): Promise<void> {
 }
 
 describe('auditlog-shipper dlq', () => {
+  it('lists every sink that exists, also those that never dead-lettered anything (no config needed)', async () => {
+    const outbox = new OutboxMonitor(redis.client, keys);
+    await outbox.ensureGroup('archive');
+    await outbox.ensureGroup('loki');
+    let text = '';
+    await listDlq({}, (s) => {
+      text += s;
+    });
+    expect(text).not.toContain('no sinks');
+    expect(text).toMatch(/archive\s+0/);
+    expect(text).toMatch(/loki\s+0/);
+  });
+
   it('lists, shows and redrives dead-lettered events, which the sink then takes', async () => {
     await enqueue(['e1', 'e2', 'e3', 'e4']);
     const sink = new JudgingSink();

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DELIVERY_GROUP, RedisKeys } from '../../pipeline/keys.ts';
 import { LuaScript } from '../../pipeline/script.ts';
-import type { RedisClient } from '../../redis/client.ts';
+import { keysWithPrefix, type RedisClient } from '../../redis/client.ts';
 import { failCommand, redisCommandOptions, writeOut } from '../command-io.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
 
@@ -83,22 +83,15 @@ function toDeadLetter([dlqEntry, flat]: [string, string[]]): DeadLetter {
   };
 }
 
-/** Sink names with a dead-letter stream, plus the configured sinks. */
+/**
+ * The configured sinks, plus every sink that exists in Redis: each has an outbox stream (created with
+ * its consumer group when the sink starts), and one that left the config may still hold dead letters.
+ */
 async function sinkNames(redis: RedisClient, keys: RedisKeys, target: RedisTarget): Promise<string[]> {
   const names = new Set(target.config?.sinks.map((s) => s.name) ?? []);
-  const prefix = `${keys.prefix}:dlq:`;
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(
-      cursor,
-      'MATCH',
-      `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`,
-      'COUNT',
-      500,
-    );
-    for (const key of found) names.add(key.slice(prefix.length));
-    cursor = next;
-  } while (cursor !== '0');
+  for (const prefix of [keys.outbox(''), keys.deadLetter('')]) {
+    for (const key of await keysWithPrefix(redis, prefix)) names.add(key.slice(prefix.length));
+  }
   return [...names].sort();
 }
 

@@ -4,7 +4,7 @@ import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { type PathComparison, PathRecorder } from '../../pipeline/paths.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
-import type { RedisClient } from '../../redis/client.ts';
+import { keysWithPrefix, type RedisClient } from '../../redis/client.ts';
 import { failCommand, writeOut } from '../command-io.ts';
 import { openRedisTarget } from '../redis-target.ts';
 import { scopeOrigins } from '../scope-origins.ts';
@@ -87,14 +87,7 @@ export async function statusReport(
 
 async function sinksInRedis(redis: RedisClient, keys: RedisKeys): Promise<string[]> {
   const prefix = keys.outbox('');
-  const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    for (const key of batch) found.add(key.slice(prefix.length));
-  } while (cursor !== '0');
-  return [...found].sort();
+  return (await keysWithPrefix(redis, prefix)).map((key) => key.slice(prefix.length));
 }
 
 /** Renders the report as two aligned tables for a terminal. */
