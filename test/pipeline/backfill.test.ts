@@ -393,6 +393,10 @@ describe('backfill lane', () => {
     expect(again.out).toContain('already backfilled from');
     const status = await run({ config: path, status: true }, false);
     expect(status.out).toMatch(new RegExp(`backfill ${SCOPE}: done, .* read \\(\\d+ events committed\\)`));
+    // --status needs no config: REDIS_URL names the Redis.
+    const fromEnv = await run({ status: true }, false);
+    expect(fromEnv.code).toBe(0);
+    expect(fromEnv.out).toBe(status.out);
     const unknown = await run({ config: path, scope: ['nope'], since: '2d' }, false);
     expect(unknown).toMatchObject({ code: 1, err: expect.stringContaining('no scope "nope"') });
     const bad = await run({ config: path, scope: [PROJECT], since: 'yesterday' }, false);

@@ -12,6 +12,7 @@ import { RedisKeys } from '../../pipeline/keys.ts';
 import { ScopeStateStore } from '../../pipeline/scope-state.ts';
 import { sourceModules } from '../../sources/registry.ts';
 import type { Source } from '../../sources/source.ts';
+import { BackfillRate, describeRate, type RateEstimate, StallWatch } from '../backfill-rate.ts';
 import { openRedisTarget, type RedisTarget } from '../redis-target.ts';
 
 export interface BackfillOptions {
@@ -49,6 +50,7 @@ interface Followed {
  * mid-way resumes from its checkpoint.
  */
 export async function backfill(options: BackfillOptions, io: BackfillIo): Promise<number> {
+  if (options.status) return await statusOnly(options, io);
   if (options.config === undefined) {
     io.err('✗ backfill needs the config file (-c): it names the providers and scopes\n');
     return 1;
@@ -68,7 +70,6 @@ export async function backfill(options: BackfillOptions, io: BackfillIo): Promis
       discovery: new DiscoveryStore(target.redis, keys),
       now: io.now ?? Date.now,
     };
-    if (options.status) return await showStatus(ctx, io);
     const followed = await request(ctx, options, io);
     if (followed === undefined) return 1;
     if (options.detach || followed.length === 0) {
@@ -219,7 +220,7 @@ interface Row {
   readonly done: boolean;
 }
 
-async function readRow(ctx: Context, item: Followed): Promise<Row> {
+async function readRow(ctx: Pick<Context, 'store' | 'state'>, item: Followed): Promise<Row> {
   const run = await ctx.store.get(item.scope);
   const stored = await ctx.state.checkpoint(backfillScopeKey(item.scope));
   if (run === undefined) {
@@ -247,25 +248,26 @@ async function readRow(ctx: Context, item: Followed): Promise<Row> {
 async function follow(ctx: Context, followed: readonly Followed[], io: BackfillIo): Promise<number> {
   const refreshMs = io.refreshMs ?? 1_000;
   const printed = new Map<string, { windowsDone: number; atMs: number; done: boolean }>();
+  const rates = new Map(followed.map((item) => [item.scope, new BackfillRate()]));
+  const stall = new StallWatch();
   let drawn = 0;
-  let lastChangeMs = Date.now();
-  let lastKey = '';
-  let hinted = false;
   for (;;) {
+    const now = ctx.now();
     const rows = await Promise.all(followed.map((item) => readRow(ctx, item)));
-    const key = rows.map((r) => `${r.run?.runId}:${r.readUntilMs}:${r.done}`).join('|');
-    if (key !== lastKey) {
-      lastKey = key;
-      lastChangeMs = Date.now();
-    }
+    const rated = rows.map((row) => ({
+      row,
+      rate: (rates.get(row.scope) as BackfillRate).update(now, row.fraction, row.committed),
+    }));
+    // Progress is any page committed, not only a finished day: a busy day of many pages moves the
+    // read-up-to mark only at its end, and that is not a stall.
+    const key = rows.map((r) => `${r.run?.runId}:${r.readUntilMs}:${r.committed}:${r.done}`).join('|');
     if (io.tty) {
       if (drawn > 0) io.out(`\x1b[${drawn}F`);
-      for (const row of rows) io.out(`\x1b[2K${bar(row)}\n`);
+      for (const { row, rate } of rated) io.out(`\x1b[2K${bar(row, rate)}\n`);
       drawn = rows.length;
     } else {
-      for (const row of rows) {
+      for (const { row, rate } of rated) {
         const last = printed.get(row.scope);
-        const now = Date.now();
         if (row.done && last?.done) continue;
         if (
           !row.done &&
@@ -273,7 +275,7 @@ async function follow(ctx: Context, followed: readonly Followed[], io: BackfillI
           (last.windowsDone === row.windowsDone || now - last.atMs < 2_000)
         )
           continue;
-        io.out(`${line(row)}\n`);
+        io.out(`${line(row, rate)}\n`);
         printed.set(row.scope, { windowsDone: row.windowsDone, atMs: now, done: row.done });
       }
     }
@@ -281,8 +283,9 @@ async function follow(ctx: Context, followed: readonly Followed[], io: BackfillI
       io.out(`backfill complete for ${rows.length} scope${rows.length === 1 ? '' : 's'}\n`);
       return 0;
     }
-    if (!hinted && Date.now() - lastChangeMs > 60_000) {
-      hinted = true;
+    // A run told to wait (rate limit, backoff after a failure) is not stalled: it says so in its line.
+    const waiting = rows.some((r) => r.run?.notBeforeMs !== undefined && r.run.notBeforeMs > now);
+    if (stall.stalled(now, key, waiting)) {
       io.err(
         'no progress for a minute: is a shipper running with daemon.backfill.concurrency above 0, and are live polls leaving room in the rate limit?\n',
       );
@@ -298,30 +301,58 @@ async function follow(ctx: Context, followed: readonly Followed[], io: BackfillI
   }
 }
 
-function bar(row: Row): string {
+const NO_RATE: RateEstimate = { eventsPerSecond: undefined, etaMs: undefined };
+
+function bar(row: Row, rate: RateEstimate = NO_RATE): string {
   const width = 30;
   const filled = Math.round(row.fraction * width);
   const pct = `${Math.floor(row.fraction * 100)}`.padStart(3);
-  const state = row.done ? 'done' : `up to ${iso(row.readUntilMs).slice(0, 16)}`;
-  return `${row.scope}  [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}%  ${row.windowsDone}/${row.windows} days  ${row.committed} events  ${state}`;
+  const state = row.done ? 'done' : `up to ${iso(row.readUntilMs).slice(0, 16)}${waitingFor(row)}`;
+  return `${row.scope}  [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}%  ${row.windowsDone}/${row.windows} days  ${row.committed} events  ${state}${row.done ? '' : describeRate(rate, formatDuration)}`;
 }
 
-function line(row: Row): string {
+function line(row: Row, rate: RateEstimate = NO_RATE): string {
   if (row.run === undefined) return `backfill ${row.scope}: no backfill record`;
   const pct = Math.floor(row.fraction * 100);
   return row.done
     ? `backfill ${row.scope}: done, ${iso(row.run.fromMs)} to ${iso(row.run.toMs)} read (${row.committed} events committed)`
-    : `backfill ${row.scope}: ${row.windowsDone}/${row.windows} days (${pct}%), read up to ${iso(row.readUntilMs)}, ${row.committed} events committed${row.run.lastError ? `; last error: ${row.run.lastError}` : ''}`;
+    : `backfill ${row.scope}: ${row.windowsDone}/${row.windows} days (${pct}%), read up to ${iso(row.readUntilMs)}, ${row.committed} events committed${describeRate(rate, formatDuration).replace(/^ {2}/, ', ')}${waitingFor(row)}${row.run.lastError ? `; last error: ${row.run.lastError}` : ''}`;
 }
 
-async function showStatus(ctx: Context, io: BackfillIo): Promise<number> {
-  const runs = await ctx.store.list();
-  if (runs.length === 0) {
-    io.out('no backfills\n');
+/** `, waiting until …` for a run the shipper deferred (rate limit, backoff after a failure). */
+function waitingFor(row: Row): string {
+  const notBefore = row.run?.notBeforeMs;
+  return notBefore !== undefined && notBefore > Date.now()
+    ? `, waiting until ${iso(notBefore).slice(11, 19)}`
+    : '';
+}
+
+/**
+ * `--status`: every backfill and its progress. It needs only Redis (from -c, else REDIS_URL, else the
+ * embedded one), so it works from any shell next to the shipper.
+ */
+async function statusOnly(options: BackfillOptions, io: BackfillIo): Promise<number> {
+  let target: RedisTarget | undefined;
+  try {
+    target = await openRedisTarget(options.config);
+    const keys = new RedisKeys(target.settings.redis.prefix);
+    const store = new BackfillStore(target.redis, keys);
+    const state = new ScopeStateStore(target.redis, keys);
+    const runs = await store.list();
+    if (runs.length === 0) {
+      io.out('no backfills\n');
+      return 0;
+    }
+    for (const run of runs) {
+      io.out(`${line(await readRow({ store, state }, { scope: run.scope, fromMs: run.fromMs }))}\n`);
+    }
     return 0;
+  } catch (error) {
+    io.err(`✗ ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await target?.close();
   }
-  for (const run of runs) io.out(`${line(await readRow(ctx, { scope: run.scope, fromMs: run.fromMs }))}\n`);
-  return 0;
 }
 
 function iso(ms: number): string {
@@ -334,7 +365,10 @@ export function register(program: Command): void {
     .description(
       'Read history older than live polling covers (at most the 90-day retention), in the shippers’ backfill lane, and follow its progress.',
     )
-    .requiredOption('-c, --config <file>', 'the config file (providers, scopes, Redis)')
+    .option(
+      '-c, --config <file>',
+      'the config file (providers, scopes, Redis); --status needs only Redis: REDIS_URL, else the embedded one',
+    )
     .option('-s, --scope <scope...>', 'scope key or UUID (configured or discovered); repeatable')
     .option('--since <time>', 'how far back: a duration before now (90d) or an RFC 3339 time')
     .option('--until <time>', 'end of the history to read; only for scopes whose live start is unknown')
