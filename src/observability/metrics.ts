@@ -70,7 +70,7 @@ export class Metrics {
 
   readonly lateArrivalSeconds = new Histogram({
     name: `${PREFIX}late_arrival_seconds`,
-    help: 'First seen minus event time of newly committed events: size the overlap window from its high quantiles.',
+    help: 'Late arrivals: first seen minus event time of events that became visible after a poll had already read past their time (a first lookback counts none). Size the overlap window above its high quantiles.',
     labelNames: ['provider'] as const,
     buckets: DELAY_BUCKETS,
     registers: [this.registry],

@@ -248,6 +248,10 @@ export class Poller {
     const pollScope = { key: scope.key, provider: scope.provider, ref: scope.ref, settings: scope.settings };
     const ctx = { signal, log, now: this.#now, newestSeenMs };
 
+    // Up to where earlier commits had read the scope's log: an event older than this that is new now
+    // became visible after a poll had covered its time, i.e. a late arrival. A scope's first lookback
+    // (no checkpoint yet) and events newer than the mark are simply new, not late.
+    let coveredUntilMs = stored?.checkpoint.watermarkMs;
     for await (const page of source.pull(pollScope, stored?.checkpoint, ctx)) {
       const seenAtMs = this.#now();
       const result = await this.#deps.committer.commit(lease, scope.key, scope.sinks, page, seenAtMs);
@@ -268,12 +272,18 @@ export class Poller {
       if (result.duplicates > 0) metrics.eventsDeduplicated.inc(labels, result.duplicates);
       for (const conflict of result.conflicts) this.#idConflict(conflict, scope, log);
       if (page.outsideRange) metrics.eventsOutsideRange.inc(labels, page.outsideRange);
-      for (const event of this.#deps.lane === 'backfill' ? [] : result.added) {
-        metrics.lateArrivalSeconds.observe(
-          { provider: scope.providerType },
-          Math.max(0, (seenAtMs - event.timeMs) / 1000),
-        );
+      const covered = coveredUntilMs;
+      if (covered !== undefined && this.#deps.lane !== 'backfill') {
+        for (const event of result.added) {
+          if (event.timeMs >= covered) continue;
+          metrics.lateArrivalSeconds.observe(
+            { provider: scope.providerType },
+            Math.max(0, (seenAtMs - event.timeMs) / 1000),
+          );
+        }
       }
+      const watermark = page.checkpoint.watermarkMs;
+      if (watermark !== undefined) coveredUntilMs = Math.max(coveredUntilMs ?? watermark, watermark);
       if (result.longestOutbox >= this.#deps.outboxMaxLength) {
         const full = await this.#deps.outbox.fullestOver(scope.sinks, this.#deps.outboxMaxLength);
         if (full) {

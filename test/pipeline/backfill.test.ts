@@ -210,8 +210,9 @@ describe('backfill lane', () => {
     const lateCount = late?.values.find(
       (v) => (v as { metricName?: string }).metricName === 'auditlog_late_arrival_seconds_count',
     )?.value;
-    const committedLive = Number(await redis.client.hget(keys.checkpoint(SCOPE), 'committed'));
-    expect(lateCount).toBe(committedLive);
+    // The live lane read its first lookback (nothing is late in a first read), the backfill is old by design.
+    expect(Number(await redis.client.hget(keys.checkpoint(SCOPE), 'committed'))).toBeGreaterThan(0);
+    expect(lateCount ?? 0).toBe(0);
 
     const ids = await outboxIds();
     expect(new Set(ids).size).toBe(ids.length);
