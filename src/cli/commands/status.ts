@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { formatDuration } from '../../config/duration.ts';
+import { formatDuration, parseDuration } from '../../config/duration.ts';
+import { sleep } from '../../http/retry.ts';
 import { RedisKeys } from '../../pipeline/keys.ts';
 import { OutboxMonitor } from '../../pipeline/outbox.ts';
 import { type PathComparison, PathRecorder } from '../../pipeline/paths.ts';
@@ -18,6 +19,8 @@ export interface ScopeRow {
   readonly lagSeconds: number | null;
   readonly failuresInARow: number;
   readonly lastError: string | null;
+  /** Events committed for the scope since its state was created (the watch view's rate). */
+  readonly committed: number;
 }
 
 export interface SinkRow {
@@ -60,6 +63,7 @@ export async function statusReport(
         outcome: status.lastPoll?.outcome ?? null,
         lagSeconds: watermark === undefined ? null : Math.max(0, Math.round((nowMs - watermark) / 1000)),
         failuresInARow: status.consecutiveFailures,
+        committed: stored?.committed ?? 0,
         lastError: status.lastPoll?.error
           ? `${status.lastPoll.error.reason}: ${status.lastPoll.error.message}`
           : null,
@@ -132,6 +136,57 @@ export function renderStatus(report: StatusReport): string {
   return sections.join('\n');
 }
 
+/**
+ * `status --watch`: the report redrawn every interval, like `vector top`, with what changed since the
+ * previous frame: events committed per second per scope, and whether each sink's backlog grows or
+ * shrinks. Pure, so frames can be rendered from injected reports.
+ */
+export class StatusWatch {
+  #previous: { report: StatusReport; atMs: number } | undefined;
+
+  frame(report: StatusReport, atMs: number, intervalMs: number): string {
+    const previous = this.#previous;
+    this.#previous = { report, atMs };
+    const seconds = previous === undefined ? 0 : (atMs - previous.atMs) / 1000;
+    /** Change per second since the previous frame; '-' on the first frame or for a new row. */
+    const rate = (now: number, before: number | undefined, signed: boolean): string => {
+      if (before === undefined || seconds <= 0) return '-';
+      const perSecond = (now - before) / seconds;
+      if (perSecond === 0) return '0';
+      const text = perSecond.toFixed(Math.abs(perSecond) < 10 ? 1 : 0);
+      return signed && perSecond > 0 ? `+${text}/s` : signed ? `${text}/s` : text;
+    };
+    const before = new Map(previous?.report.scopes.map((r) => [r.scope, r.committed]));
+    const sinksBefore = new Map(previous?.report.sinks.map((r) => [r.sink, r.depth]));
+    const scopeRows = report.scopes.map((r) => [
+      r.scope,
+      r.lastPoll ? `${r.lastPoll.slice(11, 19)} ${r.outcome}` : 'never',
+      r.lagSeconds === null ? '-' : formatDuration(r.lagSeconds * 1000),
+      rate(r.committed, before.get(r.scope), false),
+      String(r.failuresInARow),
+      r.lastError ? truncate(r.lastError, 60) : '',
+    ]);
+    const sinkRows = report.sinks.map((r) => [
+      r.sink,
+      String(r.depth),
+      rate(r.depth, sinksBefore.get(r.sink), true),
+      r.depth === 0 ? '-' : formatDuration(r.oldestAgeSeconds * 1000),
+      String(r.deadLettered),
+    ]);
+    const failing = report.scopes.filter((r) => r.failuresInARow > 0).length;
+    const waiting = report.sinks.reduce((sum, r) => sum + r.depth, 0);
+    return [
+      `auditlog-shipper status  ${report.at.slice(0, 19).replace('T', ' ')} UTC  every ${formatDuration(intervalMs)}  (Ctrl-C quits)`,
+      `${report.scopes.length} scopes (${failing} failing)  ${report.sinks.length} sinks  ${waiting} events waiting`,
+      '',
+      table(['SCOPE', 'LAST POLL', 'LAG', 'EVENTS/S', 'FAILING', 'LAST ERROR'], scopeRows, 'no scopes'),
+      '',
+      table(['SINK', 'WAITING', 'TREND', 'OLDEST', 'DEAD-LETTERED'], sinkRows, 'no sinks'),
+      '',
+    ].join('\n');
+  }
+}
+
 function table(head: string[], rows: string[][], empty: string): string {
   if (rows.length === 0) return `${head[0]}\n  (${empty})`;
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -158,8 +213,14 @@ export function register(program: Command): void {
       'the config file (Redis URL, prefix, configured scopes and sinks); default: REDIS_URL, else the embedded Redis',
     )
     .option('--json', 'machine-readable output')
-    .action(async (options: { config?: string; json?: boolean }) => {
+    .option('-w, --watch', 'a live view, redrawn every --interval, with event rates and backlog trends')
+    .option('--interval <duration>', 'refresh interval of --watch', '2s')
+    .action(async (options: { config?: string; json?: boolean; watch?: boolean; interval: string }) => {
       try {
+        const intervalMs = parseDuration(options.interval);
+        if (intervalMs === undefined || intervalMs < 200) {
+          throw new Error(`--interval ${options.interval}: a duration of at least 200ms, such as 2s`);
+        }
         const target = await openRedisTarget(options.config);
         try {
           const configured = target.config
@@ -168,12 +229,19 @@ export function register(program: Command): void {
                 sinks: target.config.sinks.map((s) => s.name),
               }
             : undefined;
-          const report = await statusReport(
-            target.redis,
-            new RedisKeys(target.settings.redis.prefix),
-            configured,
+          const keys = new RedisKeys(target.settings.redis.prefix);
+          if (options.watch) {
+            await watchStatus(() => statusReport(target.redis, keys, configured), intervalMs);
+            return;
+          }
+          const report = await statusReport(target.redis, keys, configured);
+          writeOut(
+            options.json
+              ? `${JSON.stringify(report, null, 2)}
+`
+              : `${renderStatus(report)}
+`,
           );
-          writeOut(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderStatus(report)}\n`);
         } finally {
           await target.close();
         }
@@ -181,4 +249,25 @@ export function register(program: Command): void {
         failCommand(error);
       }
     });
+}
+
+/** Redraws until Ctrl-C; on a terminal in place, elsewhere one frame after another. */
+async function watchStatus(read: () => Promise<StatusReport>, intervalMs: number): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const view = new StatusWatch();
+  const tty = process.stdout.isTTY === true;
+  try {
+    while (!stop.signal.aborted) {
+      const report = await read();
+      const frame = view.frame(report, Date.parse(report.at), intervalMs);
+      writeOut(tty ? `\x1b[H\x1b[2J${frame}` : `${frame}\n`);
+      await sleep(intervalMs, stop.signal).catch(() => undefined);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
