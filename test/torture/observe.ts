@@ -5,6 +5,7 @@
 
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { PROBE_PREFIX } from '../../src/sinks/s3/probe.ts';
 import { fileRecords, recordOfLine, type StoredRecord } from './oracle.ts';
 import { PREFIX, S3_PREFIX, type World } from './world.ts';
 
@@ -41,7 +42,8 @@ export class S3Reader {
     const client = this.#world.s3.client();
     try {
       for (const key of await this.#world.s3.keys(S3_PREFIX)) {
-        if (this.#objects.has(key)) continue;
+        // The sink's conditional-write canary: no archive object (a replica killed mid-probe leaves one).
+        if (this.#objects.has(key) || key.includes(PROBE_PREFIX)) continue;
         const got = await client.send(new GetObjectCommand({ Bucket: this.#world.s3.bucket, Key: key }));
         const bytes = Buffer.from(
           await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
