@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { awaitReplica, type RedisClient } from '../redis/client.ts';
 import type { RedisKeys } from './keys.ts';
 
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local token = redis.call('INCR', KEYS[2])
+local token = redis.call('INCR', KEYS[2]) .. '-' .. ARGV[2]
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token`;
 
@@ -17,9 +18,12 @@ return 0`;
 
 /**
  * Per-scope leases with fencing tokens: at most one poll of a scope runs at a time across every replica
- * (BullMQ cannot promise that for schedulers). The token comes from one global counter, and the commit
- * script refuses a page unless the lease still holds that token, so a poll that stalled past its lease
- * (GC pause, partition) can no longer write anything.
+ * (BullMQ cannot promise that for schedulers). The commit script refuses a page unless the lease still
+ * holds the poll's token, so a poll that stalled past its lease (GC pause, partition) can no longer write
+ * anything. A token is `<counter>-<random>`: the counter numbers tokens for people reading logs, the
+ * random part keeps every token unique across any loss of Redis state. A counter alone repeats when
+ * Redis loses it: a host crash rolls back the last second of AOF, an empty replica starts from 0, and a
+ * token handed out before the loss would be handed out again, to a second poll of the same scope.
  */
 export class LeaseManager {
   readonly #redis: RedisClient;
@@ -33,8 +37,11 @@ export class LeaseManager {
   /** Takes the scope's lease, or returns undefined if another poll holds it. */
   async acquire(scopeKey: string, ttlMs: number): Promise<Lease | undefined> {
     const key = this.#keys.lease(scopeKey);
-    const token = (await this.#redis.eval(ACQUIRE, 2, key, this.#keys.fence(), ttlMs)) as number | null;
-    // A fencing token lost in a failover would be handed out a second time.
+    const nonce = randomBytes(8).toString('hex');
+    const token = (await this.#redis.eval(ACQUIRE, 2, key, this.#keys.fence(), ttlMs, nonce)) as
+      | string
+      | null;
+    // A lease lost in a failover could be taken by a second poll; the random part keeps tokens apart.
     if (token !== null) await awaitReplica(this.#redis, `lease of ${scopeKey}`);
     return token === null ? undefined : new Lease(this.#redis, key, String(token), ttlMs);
   }

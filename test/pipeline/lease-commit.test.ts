@@ -44,7 +44,33 @@ describe('LeaseManager', () => {
     expect(await leases.acquire(SCOPE, 10_000)).toBeUndefined();
     await first?.release();
     const second = await leases.acquire(SCOPE, 10_000);
-    expect(Number(second?.token)).toBeGreaterThan(Number(first?.token));
+    const counter = (token: string | undefined): number => Number(token?.split('-')[0]);
+    expect(counter(second?.token)).toBeGreaterThan(counter(first?.token));
+  });
+
+  it('never hands out a token twice, even after Redis lost the counter', async () => {
+    const leases = new LeaseManager(redis.client, keys);
+    const committer = new Committer(redis.client, keys);
+    const before = (await leases.acquire(SCOPE, 10_000))!;
+    // A host crash rolls the AOF back by its last second: the counter's increment and the lease are gone.
+    await redis.client.set(keys.fence(), '0');
+    await redis.client.del(keys.lease(SCOPE));
+    const after = (await leases.acquire(SCOPE, 10_000))!;
+    expect(after.token).not.toBe(before.token);
+    // The poll that held the scope before the crash is fenced off; the new holder commits.
+    await expect(committer.commit(before, SCOPE, ['a'], page([event('e1', 1)], 5), 9)).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
+    expect(await redis.client.exists(keys.outbox('a'))).toBe(0);
+    await committer.commit(after, SCOPE, ['a'], page([event('e1', 1)], 5), 9);
+    expect(await redis.client.xlen(keys.outbox('a'))).toBe(1);
+    // And after a loss of everything (an empty replica), the same holds.
+    await redis.client.flushall();
+    const fresh = (await leases.acquire(SCOPE, 10_000))!;
+    expect([before.token, after.token]).not.toContain(fresh.token);
+    await expect(committer.commit(after, SCOPE, ['a'], page([event('e2', 2)], 6), 10)).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
   });
 
   it('lets an expired lease go to the next poll and refuses the old holder’s renewal and release', async () => {
