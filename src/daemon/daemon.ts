@@ -28,6 +28,7 @@ import { PathRecorder } from '../pipeline/paths.ts';
 import { POLL_QUEUE, type PollJobData } from '../pipeline/poll-queue.ts';
 import { PollWorker } from '../pipeline/poll-worker.ts';
 import { Poller } from '../pipeline/poller.ts';
+import { RedisGenerationWatch } from '../pipeline/redis-generation.ts';
 import { LEADER_TTL_MS, ScheduleReconciler } from '../pipeline/scheduler.ts';
 import { ScopeStateStore } from '../pipeline/scope-state.ts';
 import type { RedisClient } from '../redis/client.ts';
@@ -44,6 +45,8 @@ import { type SetChange, SourceSet } from './source-set.ts';
 /** Backoff while Redis is unreachable at start. */
 const REDIS_WAIT_INITIAL_MS = 1_000;
 const REDIS_WAIT_MAX_MS = 30_000;
+/** How often the daemon checks that Redis still holds its generation marker (also on every reconnect). */
+const REDIS_GENERATION_CHECK_MS = 5_000;
 
 export interface DaemonOptions {
   readonly log: Logger;
@@ -207,6 +210,21 @@ export class Daemon {
     const keys = new RedisKeys(settings.redis.prefix);
     const outbox = new OutboxMonitor(redis, keys);
     const state = new ScopeStateStore(redis, keys);
+    // Notices Redis coming back empty under us, says so, and re-creates what delivery and polling need.
+    const generation = new RedisGenerationWatch({
+      redis,
+      keys,
+      metrics: this.metrics,
+      log,
+      intervalMs: REDIS_GENERATION_CHECK_MS,
+      onLost: async () => {
+        await this.#sinks?.ensureGroups();
+        this.#reconciler?.markDirty();
+        void this.#reconciler?.tick();
+      },
+    });
+    await generation.start();
+    this.#closers.push({ name: 'redis generation watch', close: async () => generation.stop() });
 
     this.#sinks = new SinkSet({ redis, duplicate, keys, outbox, settings, metrics: this.metrics, log });
     await this.#sinks.apply(this.config.sinks, settings.shutdownTimeoutMs);

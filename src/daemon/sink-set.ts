@@ -74,6 +74,11 @@ export class SinkSet {
     return { added, removed, replaced };
   }
 
+  /** Creates every running sink's outbox stream and consumer group where missing (after Redis lost them). */
+  async ensureGroups(): Promise<void> {
+    for (const name of this.#running.keys()) await this.#deps.outbox.ensureGroup(name);
+  }
+
   /** Stops every delivery worker (each finishes or abandons its batch by the deadline), then closes the sinks. */
   async stop(deadlineMs: number): Promise<void> {
     await Promise.all([...this.#running].map(([name, running]) => this.#stopOne(name, running, deadlineMs)));

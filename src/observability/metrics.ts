@@ -353,6 +353,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly redisStateLost = new Counter({
+    name: `${PREFIX}redis_state_lost_total`,
+    help: 'Times this process found that Redis lost its state (generation marker gone or replaced): checkpoints restart from lookback.',
+    registers: [this.registry],
+  });
+
   /** Per-scope labels on per-scope gauges; off for fleets with tens of thousands of scopes. */
   readonly perScope: boolean;
   readonly #beforeScrape: Array<() => Promise<void>> = [];

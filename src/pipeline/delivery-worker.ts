@@ -205,6 +205,8 @@ export class DeliveryWorker {
   /** Set when entries became ours by reclaim: our pending list must be read before new entries. */
   #scanPending = false;
   #nextLane = 0;
+  /** Redis's generation marker when entries were last read: compared when letting entries go. */
+  #readGeneration: string | null = null;
 
   constructor(options: DeliveryWorkerOptions) {
     this.#o = options;
@@ -295,6 +297,7 @@ export class DeliveryWorker {
     let failures = 0;
     while (!signal.aborted) {
       try {
+        this.#readGeneration = await this.#ctl.get(this.#o.keys.generation());
         await this.#reclaimIfDue();
         if (this.#held.size >= capEvents || this.#heldBytes >= capBytes) {
           await new Promise<void>((resolve) => {
@@ -309,6 +312,12 @@ export class DeliveryWorker {
         failures = 0;
       } catch (error) {
         if (signal.aborted) break;
+        if (isMissingStream(error)) {
+          // Redis came back empty (a failover to an empty replica, a restart without persistence, a
+          // FLUSHALL): without the group nothing could ever be read again. Create it and carry on.
+          const recreated = await this.#recreateGroup().catch(() => false);
+          if (recreated) continue;
+        }
         const waitMs = backoffDelayMs(failures++, { initialMs: 500, maxMs: 30_000 });
         this.#o.log.error(
           { err: error, waitMs },
@@ -317,6 +326,27 @@ export class DeliveryWorker {
         await sleep(waitMs, signal).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Creates the outbox stream and its consumer group again after Redis lost them. Entries this worker
+   * holds in memory are still delivered (their outbox entries are gone; settling them is a no-op), and
+   * whatever the polls commit from now on is read from the new group's start.
+   */
+  async #recreateGroup(): Promise<boolean> {
+    try {
+      await this.#ctl.xgroup('CREATE', this.#stream, DELIVERY_GROUP, '0', 'MKSTREAM');
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('BUSYGROUP')) return true;
+      throw error;
+    }
+    this.#scanPending = false;
+    this.#o.log.error(
+      { stream: this.#stream },
+      `sink "${this.#o.sink.name}": its outbox stream or consumer group was gone (Redis lost its state?); ` +
+        'created it again, delivery continues with what is committed from now on',
+    );
+    return true;
   }
 
   async #readNew(count: number): Promise<RawEntry[]> {
@@ -395,8 +425,49 @@ export class DeliveryWorker {
   }
 
   #hold(event: OutboxEvent): void {
+    readIn.set(event, this.#readGeneration);
     this.#held.add(event.entryId);
     this.#heldBytes += byteLength(event);
+  }
+
+  /**
+   * Lets go of events that are no longer this consumer's (their seal or pending entry belongs to someone
+   * else now). Normally another replica took them over. But if Redis lost its state since they were read
+   * (the generation marker is gone or changed), nobody has them: their outbox entries went with the
+   * state, so they are appended to the outbox again instead of being dropped (a sink that cannot dedupe
+   * may then get them twice, as after any loss of Redis state). Returns how many were appended again.
+   */
+  async #letGo(events: readonly OutboxEvent[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const now = await this.#ctl.get(this.#o.keys.generation());
+    const orphans = events.filter((e) => readIn.has(e) && readIn.get(e) !== now);
+    if (orphans.length > 0) {
+      const pipeline = this.#ctl.pipeline();
+      for (const e of orphans) {
+        pipeline.xadd(
+          this.#stream,
+          '*',
+          'id',
+          e.id,
+          'scope',
+          e.scopeKey,
+          't',
+          e.timeMs,
+          'seen',
+          e.seenAtMs,
+          'line',
+          e.line,
+        );
+      }
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+      this.#o.log.error(
+        { events: orphans.length, firstEventId: orphans[0]?.id },
+        `sink "${this.#o.sink.name}": Redis lost its state while ${orphans.length} events were being delivered; ` +
+          'appended them to the outbox again',
+      );
+    }
+    this.#release(events);
+    return orphans.length;
   }
 
   #release(events: readonly OutboxEvent[]): void {
@@ -525,12 +596,14 @@ export class DeliveryWorker {
         batch.seal = field;
         return true;
       }
-      this.#o.log.warn(
-        { entries: lost.size },
-        `sink "${this.#o.sink.name}": ${lost.size} events were taken over by another replica while this one ` +
-          'was presumed dead (a stall longer than consumerTimeout); leaving them to it',
-      );
-      this.#release(batch.events.filter((e) => lost.has(e.entryId)));
+      const orphans = await this.#letGo(batch.events.filter((e) => lost.has(e.entryId)));
+      if (orphans < lost.size) {
+        this.#o.log.warn(
+          { entries: lost.size - orphans },
+          `sink "${this.#o.sink.name}": ${lost.size - orphans} events were taken over by another replica while this one ` +
+            'was presumed dead (a stall longer than consumerTimeout); leaving them to it',
+        );
+      }
       batch.events = batch.events.filter((e) => !lost.has(e.entryId));
       if (batch.events.length === 0) return false;
     }
@@ -586,11 +659,13 @@ export class DeliveryWorker {
         // Not ours any more: the replica that recovered the seal re-sends the same batch, which the
         // sink answers as already there; a second, differently cut copy from here would not be.
         if (retry.length > 0) {
-          log.warn(
-            { events: retry.length, firstEventId: retry[0]?.id },
-            `sink "${sink.name}": another replica took this batch over while this one was presumed dead; leaving it to it`,
-          );
-          this.#release(retry);
+          const orphans = await this.#letGo(retry);
+          if (orphans < retry.length) {
+            log.warn(
+              { events: retry.length - orphans, firstEventId: retry[0]?.id },
+              `sink "${sink.name}": another replica took this batch over while this one was presumed dead; leaving it to it`,
+            );
+          }
           // Whatever of it is still pending here (a seal lost to a Redis restart) is read again.
           this.#scanPending = true;
         }
@@ -787,6 +862,12 @@ export class DeliveryWorker {
   }
 }
 
+/** NOGROUP, or XINFO's "no such key": the outbox stream or its consumer group does not exist. */
+function isMissingStream(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return error.message.includes('NOGROUP') || error.message.includes('no such key');
+}
+
 function parseEntry([entryId, fields]: RawEntry): OutboxEvent | string {
   if (!fields) return 'entry has no fields (deleted from the stream while pending)';
   const f = toRecord(fields);
@@ -809,6 +890,9 @@ function toRecord(flat: readonly unknown[]): Record<string, unknown> {
 function entryTimeMs(event: OutboxEvent): number {
   return Number(event.entryId.split('-')[0]);
 }
+
+/** The generation marker Redis held when an event was read (see #letGo). */
+const readIn = new WeakMap<OutboxEvent, string | null>();
 
 const sizes = new WeakMap<OutboxEvent, number>();
 function byteLength(event: OutboxEvent): number {

@@ -49,7 +49,16 @@ export class RedisKeys {
     return `${this.prefix}:scope:${scopeKey}:status`;
   }
 
-  /** Counter that hands out fencing tokens; strictly increasing across all scopes and replicas. */
+  /**
+   * String: a random id written when the shipper first finds this Redis without one. If it vanishes or
+   * changes under a running process, Redis lost its state (an empty replica, a restart without
+   * persistence, FLUSHALL).
+   */
+  generation(): string {
+    return `${this.prefix}:generation`;
+  }
+
+  /** Counter that numbers fencing tokens (each token also carries a random part, see lease.ts). */
   fence(): string {
     return `${this.prefix}:fence`;
   }

@@ -96,6 +96,58 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs = 60_000
 }
 
 describe('DeliveryWorker', () => {
+  it('appends a batch it was retrying to the outbox again when Redis lost its state, instead of dropping it', async () => {
+    await redis.client.set(keys.generation(), 'before');
+    await enqueue('scripted', ['a', 'b']);
+    const sink = new ScriptedSink();
+    const delivered: string[] = [];
+    let down = true;
+    sink.decide = (event) => {
+      if (down) return 'throw';
+      delivered.push(event.id);
+      return { kind: 'delivered' };
+    };
+    // Stable batches: the batch's seal goes with Redis's state, so the retry finds it no longer its own.
+    await startWorker(sink, { policy: { stableBatches: true, maxEvents: 2 } });
+    await until(() => sink.received.length >= 2);
+    await redis.client.flushall();
+    await redis.client.set(keys.generation(), 'after'); // what the daemon's generation watch writes
+    // Both are back in the outbox, durable again, while the sink is still down.
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 2, 15_000);
+    down = false;
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0, 15_000);
+    expect(delivered.sort()).toEqual(['a', 'b']);
+  });
+
+  it('re-creates its outbox stream and consumer group when Redis comes back empty, without a restart', async () => {
+    await enqueue('scripted', ['before']);
+    const sink = new ScriptedSink();
+    await startWorker(sink);
+    await until(() => sink.delivered().includes('before'));
+    // An empty replica, a restart without persistence, FLUSHALL: the group is gone, and the polls'
+    // commits create the stream again with XADD, without a group.
+    await redis.client.flushall();
+    for (const id of ['after-1', 'after-2']) {
+      await redis.client.xadd(
+        keys.outbox('scripted'),
+        '*',
+        'id',
+        id,
+        'scope',
+        's',
+        't',
+        '1',
+        'seen',
+        '2',
+        'line',
+        `{"id":"${id}"}`,
+      );
+    }
+    await until(() => sink.delivered().includes('after-2'), 15_000);
+    expect(sink.delivered()).toEqual(['before', 'after-1', 'after-2']);
+    await until(async () => (await redis.client.xlen(keys.outbox('scripted'))) === 0);
+  });
+
   it('leaves backfilled history out of the freshness histogram', async () => {
     await enqueue('scripted', ['live'], 'stackit:project:p');
     await enqueue('scripted', ['old'], 'stackit:project:p#backfill');
