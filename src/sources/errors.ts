@@ -71,7 +71,6 @@ export function reasonForStatus(status: number): { reason: PollErrorReason; retr
   if (status === 401) return { reason: 'unauthorized', retryable: false };
   if (status === 403) return { reason: 'forbidden', retryable: false };
   if (status === 404) return { reason: 'scope_not_found', retryable: false };
-  if (status === 410) return { reason: 'api_retired', retryable: false };
   if (status === 429) return { reason: 'rate_limited', retryable: true };
   if (status === 408 || status === 502 || status === 503 || status === 504 || status === 500) {
     return { reason: 'server_error', retryable: true };

@@ -189,9 +189,11 @@ export class StackitApi {
       const classified = reasonForStatus(response.status);
       const detail = errorMessageOf(response.body);
       // The API answers a missing scope with its JSON error; a 404 without one comes from in front of it
-      // (the route is gone), which is how a retired Audit Log API v2 is expected to look.
+      // (the route is gone), which is how a retired Audit Log API v2 is expected to look, like a 410.
+      // Only here: other APIs use 410 for other things (cloudscale: an expired cursor).
+      const retired = response.status === 410 || (response.status === 404 && detail === undefined);
       const { reason, retryable } =
-        response.status === 404 && detail === undefined && this.#o.api === 'auditlog'
+        retired && this.#o.api === 'auditlog'
           ? { reason: 'api_retired' as const, retryable: false }
           : classified;
       return {
